@@ -1,0 +1,31 @@
+# The two set-up commands of the README are `make quickstart` and `make test`.
+# Both create .venv when missing. torch is installed first, pinned to the CPU wheel this
+# machine carries, so that the project's torch range is already satisfied and pip never
+# pulls CUDA packages.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: install quickstart test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+quickstart: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/quickstart.sh
+
+test: install
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: install
+	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/train_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

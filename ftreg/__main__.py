@@ -1,0 +1,3 @@
+from ftreg.cli import main
+
+main()

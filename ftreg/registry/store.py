@@ -1,0 +1,287 @@
+"""The local registry: an SQLite index plus one immutable directory per version.
+
+Layout under the registry home::
+
+    registry.db                 names, versions (with their manifest), aliases, alias history
+    store/<name>/v<N>/          artifact files + manifest.json
+    tmp/                        staging directories; same filesystem as store/, so a rename publishes
+
+A version becomes visible only when its row is committed, and its directory is renamed into
+place before that, so readers never see a half-written version.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ftreg import __version__
+from ftreg.errors import ArtifactError, RegistryConflict, UnknownReference
+from ftreg.registry import db as dbmod
+from ftreg.registry.entry import Entry
+from ftreg.registry.files import artifact_files, fsync_dir, fsync_file, sha256_file, write_json
+from ftreg.registry.names import Ref, parse_ref, validate_name
+
+KINDS = ("adapter", "checkpoint")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+# A staging directory this old whose lock nobody holds belongs to a dead process.
+STALE_AFTER_S = 3600
+
+_SELECT = """
+    SELECT v.name, v.version, v.manifest, group_concat(a.alias)
+    FROM versions v LEFT JOIN aliases a ON a.name = v.name AND a.version = v.version
+"""
+
+
+def default_home() -> Path:
+    if home := os.environ.get("FTREG_HOME"):
+        return Path(home)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("ftreg", appauthor=False))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Registry:
+    def __init__(self, home: str | os.PathLike | None = None):
+        self.home = Path(home) if home is not None else default_home()
+        self.store = self.home / "store"
+        self.tmp = self.home / "tmp"
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self._db = dbmod.connect(self.home / "registry.db")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def entries(self, name: str | None = None) -> list[Entry]:
+        where, params = ("WHERE v.name = ?", (validate_name(name),)) if name else ("", ())
+        rows = self.db.execute(f"{_SELECT} {where} GROUP BY v.name, v.version ORDER BY v.name, v.version", params)
+        return [Entry.from_row(self.store, *row) for row in rows]
+
+    def resolve(self, ref: str | Ref) -> Entry:
+        ref = parse_ref(ref) if isinstance(ref, str) else ref
+        if ref.alias:
+            where, params = "WHERE v.name = ? AND v.version = (SELECT version FROM aliases WHERE name = ? AND alias = ?)", (ref.name, ref.name, ref.alias)
+        elif ref.version is not None:
+            where, params = "WHERE v.name = ? AND v.version = ?", (ref.name, ref.version)
+        else:
+            where, params = "WHERE v.name = ? AND v.version = (SELECT max(version) FROM versions WHERE name = ?)", (ref.name, ref.name)
+        row = self.db.execute(f"{_SELECT} {where} GROUP BY v.name, v.version", params).fetchone()
+        if row is None:
+            raise UnknownReference(self._explain_unknown(ref))
+        return Entry.from_row(self.store, *row)
+
+    def _explain_unknown(self, ref: Ref) -> str:
+        versions = [v for (v,) in self.db.execute("SELECT version FROM versions WHERE name = ? ORDER BY version", (ref.name,))]
+        if not versions:
+            return f"unknown reference {str(ref)!r}: no model named {ref.name!r} in {self.home}"
+        if ref.alias:
+            return f"unknown reference {str(ref)!r}: {ref.name} has no alias {ref.alias!r}"
+        return f"unknown reference {str(ref)!r}: {ref.name} has versions {', '.join(map(str, versions))}"
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.resolve(ref)
+        except UnknownReference:
+            return False
+        return True
+
+    def alias_history(self, name: str, alias: str) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT version, moved_at, moved_by FROM alias_history WHERE name = ? AND alias = ? ORDER BY id",
+            (validate_name(name), validate_name(alias, "alias")),
+        )
+        return [{"version": v, "moved_at": at, "moved_by": by} for v, at, by in rows]
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A fresh directory on the registry's filesystem for a strategy to write artifacts into.
+
+        Pass it to `publish`; whatever is left of it when the block ends is discarded.
+        A lock held for the block's life tells the sweeper the directory is still in use.
+        """
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale()
+        path = self.tmp / f"stage-{uuid.uuid4().hex}"
+        lock_path = Path(f"{path}.lock")
+        with FileLock(lock_path):
+            path.mkdir()
+            try:
+                yield path
+            finally:
+                shutil.rmtree(path, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
+
+    def _sweep_stale(self) -> None:
+        cutoff = time.time() - STALE_AFTER_S
+        for path in self.tmp.iterdir():
+            if path.suffix == ".lock":
+                continue
+            try:
+                if path.lstat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            lock_path = Path(f"{path}.lock")
+            try:
+                with FileLock(lock_path, timeout=0):
+                    shutil.rmtree(path, ignore_errors=True)
+                    lock_path.unlink(missing_ok=True)
+            except Timeout:
+                pass  # still in use by a live process
+
+    def publish(
+        self,
+        stage: Path,
+        *,
+        name: str,
+        kind: str,
+        base: str | None = None,
+        strategy: str | None = None,
+        dataset: dict | None = None,
+        config: dict | None = None,
+        metrics: dict | None = None,
+        plugin_versions: dict | None = None,
+        **extra,
+    ) -> Entry:
+        """Move a filled staging directory into the store as the next version of ``name``.
+
+        Extra keyword arguments are kept in the manifest as they are (JSON-serialisable values).
+        """
+        validate_name(name)
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        stage = Path(stage)
+        if stage.parent != self.tmp:
+            raise ValueError(f"{stage} is not a staging directory of this registry; use Registry.staging()")
+        files = {}
+        for rel in artifact_files(stage):
+            if rel.as_posix() == MANIFEST:
+                raise ValueError(f"{MANIFEST} is written by the registry, not by the artifact")
+            fsync_file(stage / rel)
+            files[rel.as_posix()] = {"sha256": sha256_file(stage / rel), "size": (stage / rel).stat().st_size}
+        manifest = {
+            **extra,
+            "manifest_format": MANIFEST_FORMAT,
+            "name": name,
+            "kind": kind,
+            "base": base,
+            "strategy": strategy,
+            "dataset": dataset,
+            "config": config or {},
+            "metrics": metrics or {},
+            "files": files,
+            "ftreg_version": __version__,
+            "plugin_versions": plugin_versions or {},
+        }
+        json.dumps(manifest)  # fail before taking the write lock if something is not JSON
+        (self.store / name).mkdir(parents=True, exist_ok=True)
+
+        with dbmod.write(self.db) as db:
+            row = db.execute("SELECT next_version FROM names WHERE name = ?", (name,)).fetchone()
+            version = row[0] if row else 1
+            target = self.store / name / f"v{version}"
+            if target.exists():
+                # Left by a publisher killed between rename and commit: never visible, so safe to drop.
+                self._discard(target)
+            manifest.update(version=version, created_at=_now())
+            write_json(stage / MANIFEST, manifest)
+            fsync_file(stage / MANIFEST)
+            os.rename(stage, target)
+            try:
+                fsync_dir(target.parent)
+                db.execute("INSERT OR REPLACE INTO names VALUES (?, ?)", (name, version + 1))
+                db.execute(
+                    "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, version, kind, base, strategy, manifest["created_at"], json.dumps(manifest, sort_keys=True)),
+                )
+            except BaseException:
+                os.rename(target, stage)  # the stage's owner cleans it up
+                raise
+        return self.resolve(Ref(name, version=version))
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def remove(self, ref: str, force: bool = False) -> Entry:
+        with dbmod.write(self.db):
+            entry = self.resolve(ref)
+            if entry.aliases and not force:
+                pointing = ", ".join(f"{entry.name}@{a}" for a in entry.aliases)
+                raise RegistryConflict(f"{entry.ref} is pointed at by {pointing}; move the alias first or pass --force")
+            for alias in entry.aliases:
+                self._record_alias(entry.name, alias, None)
+            self.db.execute("DELETE FROM aliases WHERE name = ? AND version = ?", (entry.name, entry.version))
+            self.db.execute("DELETE FROM versions WHERE name = ? AND version = ?", (entry.name, entry.version))
+            trash = self._discard_later(entry.path)
+        shutil.rmtree(trash, ignore_errors=True)
+        return entry
+
+    def tag(self, ref: str, alias: str) -> Entry:
+        validate_name(alias, "alias")
+        with dbmod.write(self.db):
+            entry = self.resolve(ref)
+            self.db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (entry.name, alias, entry.version))
+            self._record_alias(entry.name, alias, entry.version)
+        return self.resolve(Ref(entry.name, alias=alias))
+
+    def _record_alias(self, name: str, alias: str, version: int | None) -> None:
+        self.db.execute(
+            "INSERT INTO alias_history (name, alias, version, moved_at, moved_by) VALUES (?, ?, ?, ?, ?)",
+            (name, alias, version, _now(), _user()),
+        )
+
+    def _discard_later(self, path: Path) -> Path:
+        """Move a directory out of the store at once; the caller deletes the returned path."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        trash = self.tmp / f"trash-{uuid.uuid4().hex}"
+        if path.exists():
+            os.rename(path, trash)
+        return trash
+
+    def _discard(self, path: Path) -> None:
+        shutil.rmtree(self._discard_later(path), ignore_errors=True)
+
+    def verify_files(self, entry: Entry, names: list[str] | None = None) -> None:
+        """Raise ArtifactError unless the named files (default: all) exist with their recorded hashes."""
+        for rel, recorded in entry.manifest["files"].items():
+            if names is not None and rel not in names:
+                continue
+            path = entry.path / rel
+            if not path.is_file():
+                raise ArtifactError(f"{entry.ref}: file {rel} is missing from {entry.path}")
+            if sha256_file(path) != recorded["sha256"]:
+                raise ArtifactError(f"{entry.ref}: file {rel} does not match its recorded sha256 (corrupted or modified)")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,111 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ftreg import plugins
+from ftreg.registry import Registry
+
+# Tests never reach the Hub: a base that is not local must fail fast, not hang on the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HEAVY_MODULES = ("torch", "transformers", "peft", "datasets", "bitsandbytes")
+
+
+@pytest.fixture(autouse=True)
+def ftreg_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "ftreg-home"
+    monkeypatch.setenv("FTREG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def registry(ftreg_home):
+    registry = Registry(ftreg_home)
+    yield registry
+    registry.close()
+
+
+def publish_files(registry: Registry, name: str, files: dict[str, bytes] | None = None, **fields):
+    """Publish a version whose artifact is the given files (default: one small weights file)."""
+    fields.setdefault("kind", "adapter")
+    with registry.staging() as stage:
+        for rel, data in (files or {"adapter_model.safetensors": b"weights of " + name.encode()}).items():
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(data)
+        return registry.publish(stage, name=name, **fields)
+
+
+@pytest.fixture
+def cli_run(ftreg_home):
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    from ftreg.cli import cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args])
+
+    return run
+
+
+def run_ftreg(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``python -m ftreg`` in a fresh process, as a user's shell would."""
+    return subprocess.run(
+        [sys.executable, "-m", "ftreg", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def register_plugin():
+    """Register a plugin object for one test only."""
+    names = []
+
+    def register(plugin, name):
+        plugins.load_plugins()
+        plugins.pm.register(plugin, name=name)
+        names.append(name)
+        plugins.clear_caches()
+
+    yield register
+    for name in names:
+        plugins.pm.unregister(name=name)
+        plugins.broken.pop(name, None)
+    plugins.clear_caches()
+
+
+# A base small enough to build in seconds; same code path as the real embedded base.
+MICRO_RECIPE = dict(vocab_size=400, n_positions=128, n_embd=32, n_layer=2, n_head=2, block_size=32, batch_size=8, steps=40, warmup_steps=5)
+
+
+@pytest.fixture(scope="session")
+def micro_base_home(tmp_path_factory) -> Path:
+    from ftreg.embedded_base import BaseRecipe, build_embedded_base
+
+    home = tmp_path_factory.mktemp("micro-base")
+    registry = Registry(home)
+    build_embedded_base(registry, BaseRecipe(**MICRO_RECIPE), show_progress=False)
+    registry.close()
+    return home
+
+
+@pytest.fixture
+def micro_base(micro_base_home, ftreg_home, registry):
+    """This test's registry, holding the micro base as tiny-gpt2-v1."""
+    registry.close()
+    shutil.copytree(micro_base_home, ftreg_home, dirs_exist_ok=True)
+    return registry.resolve("tiny-gpt2")
+
+
+def write_json(path: Path, data) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
