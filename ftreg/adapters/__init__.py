@@ -1,0 +1,1 @@
+"""Composing a base with a registry adapter, for generation and serving."""

@@ -1,0 +1,81 @@
+"""Finding a base model: a registry checkpoint, a local directory, or a Hugging Face Hub id.
+
+Every kind resolves to a local directory in Hugging Face layout, so training and generation
+run the same code whichever it is; the embedded tiny base is just a registry checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftreg.errors import ArtifactError, FtregError, InvalidName
+from ftreg.registry import Registry, parse_ref
+
+# The files that decide what a base computes from a given text: architecture and tokenizer.
+FINGERPRINT_FILES = ("config.json", "tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json")
+# What is fetched from the Hub: weights as safetensors, configs and tokenizer files, never pickles.
+HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    ref: str  # what adapters record: a registry ref, a Hub id, or a directory
+    path: Path
+    fingerprint: str
+    source: dict  # {"type": "registry"|"hub"|"path", ...}
+
+    def to_json(self) -> dict:
+        return {"ref": self.ref, "fingerprint": self.fingerprint, **self.source}
+
+
+def fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    found = False
+    for name in FINGERPRINT_FILES:
+        file = path / name
+        if file.is_file():
+            found = True
+            digest.update(name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    if not found:
+        raise ArtifactError(f"{path} has no config.json: not a Hugging Face model directory")
+    return "sha256:" + digest.hexdigest()
+
+
+def resolve_base(spec: str | None, registry: Registry, show_progress: bool = True) -> ResolvedBase:
+    """Resolve ``spec``; None means the embedded tiny base, built on first use."""
+    if spec is None:
+        from ftreg.embedded_base import ensure_embedded_base
+
+        entry = ensure_embedded_base(registry, show_progress=show_progress)
+        return _from_entry(entry)
+    if Path(spec).is_dir():
+        path = Path(spec).resolve()
+        return ResolvedBase(str(path), path, fingerprint(path), {"type": "path"})
+    try:
+        ref = parse_ref(spec)
+    except InvalidName:
+        ref = None  # e.g. "openai-community/gpt2": not a registry name
+    if ref is not None and registry.exists(spec):
+        return _from_entry(registry.resolve(spec))
+    return _from_hub(spec)
+
+
+def _from_entry(entry) -> ResolvedBase:
+    if entry.kind != "checkpoint":
+        raise FtregError(f"{entry.ref} is an {entry.kind}, not a base model; pass a checkpoint as --base")
+    return ResolvedBase(entry.ref, entry.path, fingerprint(entry.path), {"type": "registry", "ref": entry.ref})
+
+
+def _from_hub(spec: str) -> ResolvedBase:
+    repo_id, _, revision = spec.partition("@")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        path = Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=HUB_PATTERNS))
+    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, ValueError) as error:
+        raise FtregError(f"base {spec!r} is not a registry checkpoint, a local directory, or a reachable Hub model ({type(error).__name__})") from error
+    commit = path.name  # snapshot directories are named after the resolved commit
+    return ResolvedBase(f"{repo_id}@{commit}", path, fingerprint(path), {"type": "hub", "repo_id": repo_id, "revision": commit})

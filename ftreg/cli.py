@@ -1,0 +1,235 @@
+"""The ``ftreg`` command line. Commands parse, call the library, and print; nothing more.
+
+Heavy libraries (torch, transformers, peft, datasets, bitsandbytes) are imported inside the
+commands that need them, so ``--help``, ``list``, ``show`` and ``plugins`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ftreg import __version__, plugins
+from ftreg.adapters.compose import SamplingOptions
+from ftreg.errors import FtregError
+from ftreg.registry import Registry
+from ftreg.training.spec import SCHEDULERS, TrainSpec
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+
+class FtregGroup(click.Group):
+    """Turns every FtregError into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FtregError as error:
+            raise UserError(str(error)) from error
+
+
+@click.group(cls=FtregGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ftreg")
+@click.option(
+    "--registry",
+    "registry_home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Registry directory. Default: $FTREG_HOME, else the platform's user data directory.",
+)
+@click.pass_context
+def cli(ctx: click.Context, registry_home: Path | None) -> None:
+    """Train, version, compare and serve fine-tuned GPT-2 models."""
+    ctx.obj = Registry(registry_home)
+    ctx.call_on_close(ctx.obj.close)
+
+
+pass_registry = click.make_pass_decorator(Registry)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _metric(entry) -> str:
+    key = entry.key_metric
+    return f"{key[0]}={key[1]:.4g}" if key else ""
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+@cli.command(name="list")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (see docs/json.md).")
+@pass_registry
+def list_(registry: Registry, name: str | None, as_json: bool) -> None:
+    """List versions, optionally of one NAME."""
+    entries = registry.entries(name)
+    if as_json:
+        _echo_json([entry.to_json() for entry in entries])
+        return
+    if not entries:
+        click.echo(f"No versions{f' of {name}' if name else ''} in {registry.home}.", err=True)
+        return
+    rows = [
+        [
+            entry.ref + "".join(f" @{alias}" for alias in entry.aliases),
+            entry.kind,
+            entry.base or "",
+            entry.strategy or "",
+            _metric(entry),
+            entry.created_at.replace("T", " ").removesuffix("+00:00"),
+        ]
+        for entry in entries
+    ]
+    click.echo(_table(["REF", "KIND", "BASE", "STRATEGY", "METRIC", "CREATED (UTC)"], rows))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object (see docs/json.md).")
+@pass_registry
+def show(registry: Registry, ref: str, as_json: bool) -> None:
+    """Show one version: what it is, what made it, and its files."""
+    entry = registry.resolve(ref)
+    if as_json:
+        _echo_json(entry.to_json())
+        return
+    m = entry.manifest
+    lines = [
+        ("ref", entry.ref + "".join(f"  @{alias}" for alias in entry.aliases)),
+        ("kind", entry.kind),
+        ("path", str(entry.path)),
+        ("created", entry.created_at),
+        ("base", entry.base or "-"),
+        ("strategy", entry.strategy or "-"),
+        ("dataset", json.dumps(m.get("dataset")) if m.get("dataset") else "-"),
+        ("metrics", "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(entry.metrics.items())) or "-"),
+        ("config", json.dumps(entry.config, sort_keys=True) if entry.config else "-"),
+        ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={v}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
+    ]
+    for key, value in lines:
+        click.echo(f"{key + ':':<10} {value}")
+    click.echo("files:")
+    for rel, info in sorted(m["files"].items()):
+        click.echo(f"  {rel}  {info['size']:,} bytes  sha256:{info['sha256'][:16]}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Remove even if aliases point at it (the aliases go too).")
+@pass_registry
+def rm(registry: Registry, ref: str, force: bool) -> None:
+    """Remove a version. Its number is never reused."""
+    entry = registry.remove(ref, force=force)
+    click.echo(f"Removed {entry.ref}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("alias")
+@pass_registry
+def tag(registry: Registry, ref: str, alias: str) -> None:
+    """Point NAME@ALIAS at the version REF resolves to (moving it if it exists)."""
+    entry = registry.tag(ref, alias)
+    click.echo(f"{entry.name}@{alias} -> {entry.ref}")
+
+
+@cli.command(name="plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def plugins_(as_json: bool) -> None:
+    """List installed plugins, their hooks, and errors of broken ones."""
+    infos = plugins.plugin_infos()
+    if as_json:
+        _echo_json([info.to_json() for info in infos])
+        return
+    rows = [[info.name, info.version or "", ", ".join(info.hooks), f"BROKEN: {info.error}" if info.error else "ok"] for info in infos]
+    click.echo(_table(["PLUGIN", "VERSION", "HOOKS", "STATUS"], rows))
+    formats, strategies = plugins.dataset_formats(), plugins.training_strategies()
+    click.echo(f"\nDataset formats: {', '.join(sorted(formats)) or 'none'}")
+    click.echo(f"Training strategies: {', '.join(sorted(strategies)) or 'none'}")
+
+
+@cli.command()
+@click.option("--strategy", required=True, help="Training strategy (see `ftreg plugins`), e.g. lora8bit.")
+@click.option("--dataset", required=True, help="Dataset file, or builtin:NAME (builtin:support).")
+@click.option("--name", required=True, help="Registry name; the result is its next version.")
+@click.option("--base", default=None, help="Base: registry checkpoint, Hugging Face id (gpt2) or directory. Default: the embedded tiny-gpt2.")
+@click.option("--format", "format_", default=TrainSpec.format, show_default=True, help="Dataset format.")
+@click.option("--epochs", type=float, default=TrainSpec.epochs, show_default=True)
+@click.option("--max-steps", type=int, default=TrainSpec.max_steps, show_default=True, help="> 0 overrides --epochs.")
+@click.option("--learning-rate", "--lr", "learning_rate", type=float, default=TrainSpec.learning_rate, show_default=True)
+@click.option("--batch-size", type=int, default=TrainSpec.batch_size, show_default=True, help="Per-device batch size.")
+@click.option("--grad-accum", type=int, default=TrainSpec.grad_accum, show_default=True, help="Gradient accumulation steps.")
+@click.option("--lr-scheduler", type=click.Choice(SCHEDULERS), default=TrainSpec.lr_scheduler, show_default=True)
+@click.option("--warmup-steps", type=int, default=TrainSpec.warmup_steps, show_default=True)
+@click.option("--max-grad-norm", type=float, default=TrainSpec.max_grad_norm, show_default=True)
+@click.option("--weight-decay", type=float, default=TrainSpec.weight_decay, show_default=True)
+@click.option("--seed", type=int, default=TrainSpec.seed, show_default=True)
+@click.option("--logging-steps", type=int, default=TrainSpec.logging_steps, show_default=True)
+@click.option("--max-length", type=int, default=TrainSpec.max_length, show_default=True, help="Truncate examples to this many tokens.")
+@click.option("--eval-split", type=float, default=TrainSpec.eval_split, show_default=True, help="Fraction held out for eval loss.")
+@click.option("--lora-r", type=int, default=TrainSpec.lora_r, show_default=True)
+@click.option("--lora-alpha", type=int, default=TrainSpec.lora_alpha, show_default=True)
+@click.option("--lora-dropout", type=float, default=TrainSpec.lora_dropout, show_default=True)
+@pass_registry
+def train(registry: Registry, format_: str, **options) -> None:
+    """Train a model and publish it as the next version of --name."""
+    from ftreg.training.run import train as run_training
+
+    entry = run_training(TrainSpec(format=format_, **options), registry)
+    if truncated := entry.metrics.get("truncated_examples"):
+        click.echo(f"{truncated} examples were longer than --max-length and were truncated.", err=True)
+    click.echo(entry.ref)
+
+
+@cli.command()
+@click.argument("prompt", nargs=-1, required=True)
+@click.option("--adapter", help="Registry adapter (or checkpoint) to generate with, e.g. support-v2.")
+@click.option("--base", help="Base to generate with: alone, or instead of the adapter's recorded base.")
+@click.option("--format", "prompt_format", help="Wrap the prompt in this dataset format's template (default: the adapter's).")
+@click.option("--raw", is_flag=True, help="Send the prompt as it is, without any template.")
+@click.option("--max-new-tokens", type=int, default=SamplingOptions.max_new_tokens, show_default=True)
+@click.option("--temperature", type=float, default=SamplingOptions.temperature, show_default=True)
+@click.option("--top-p", type=float, default=SamplingOptions.top_p, show_default=True)
+@click.option("--top-k", type=int, default=SamplingOptions.top_k, show_default=True)
+@click.option("--repetition-penalty", type=float, default=SamplingOptions.repetition_penalty, show_default=True)
+@click.option("--greedy", is_flag=True, help="Always take the most likely token (deterministic).")
+@click.option("--seed", type=int, help="Seed for sampling.")
+@pass_registry
+def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_format, raw, **sampling) -> None:
+    """Generate a completion for each PROMPT; prints the completion only."""
+    from ftreg.adapters.compose import compose
+
+    options = SamplingOptions(**sampling)
+    composed = compose(registry, adapter=adapter, base=base, prompt_format=prompt_format)
+    for text in prompt:
+        click.echo(composed.generate(text, options, raw=raw))
+
+
+@cli.group()
+def base() -> None:
+    """The embedded default base model."""
+
+
+@base.command(name="init")
+@pass_registry
+def base_init(registry: Registry) -> None:
+    """Build the embedded tiny GPT-2 base offline (once; later calls print the existing one)."""
+    from ftreg.embedded_base import ensure_embedded_base
+
+    click.echo(ensure_embedded_base(registry).ref)
+
+
+plugins.register_commands(cli)
+
+
+def main() -> None:
+    cli()

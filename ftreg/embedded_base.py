@@ -1,0 +1,159 @@
+"""The embedded default base: a tiny GPT-2 made offline, reproducibly, from text every Python has.
+
+No weights are downloaded. A byte-level BPE tokenizer is trained with `tokenizers` and a
+`GPT2LMHeadModel` (Conv1D layers, learned positions: the real architecture, only smaller) is
+pre-trained from scratch on the documentation CPython ships in ``pydoc_data``. The result is
+published as the checkpoint ``tiny-gpt2`` with its recipe, so `--base` resolution, fingerprints
+and generation treat it exactly like ``gpt2`` from the Hub.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from ftreg.registry import Entry, Registry
+
+EMBEDDED_BASE_NAME = "tiny-gpt2"
+END_OF_TEXT = "<|endoftext|>"  # GPT-2's only special token: document separator, BOS, EOS and padding
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    vocab_size: int = 4096
+    n_positions: int = 256
+    n_embd: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    block_size: int = 128
+    batch_size: int = 16
+    # ~600k tokens, five passes over the corpus: about 80 s on two CPU cores.
+    steps: int = 300
+    learning_rate: float = 3e-3
+    warmup_steps: int = 20
+    seed: int = 1234
+
+
+def corpus_documents() -> list[str]:
+    """CPython's pydoc topic texts: plain technical English, on every machine with Python."""
+    from pydoc_data.topics import topics
+
+    return [topics[key] for key in sorted(topics)]
+
+
+def ensure_embedded_base(registry: Registry, recipe: BaseRecipe | None = None, show_progress: bool = True) -> Entry:
+    """The embedded base from the registry, built first if it is not there yet."""
+    registry.home.mkdir(parents=True, exist_ok=True)
+    # Two commands starting at once on a fresh registry must not both spend a minute building it.
+    with FileLock(registry.home / "embedded-base.lock"):
+        if registry.exists(EMBEDDED_BASE_NAME):
+            return registry.resolve(EMBEDDED_BASE_NAME)
+        return build_embedded_base(registry, recipe or BaseRecipe(), show_progress)
+
+
+def build_embedded_base(registry: Registry, recipe: BaseRecipe, show_progress: bool = True) -> Entry:
+    import platform
+
+    import torch
+
+    with registry.staging() as out:
+        metrics = pretrain(recipe, out, show_progress)
+        return registry.publish(
+            out,
+            name=EMBEDDED_BASE_NAME,
+            kind="checkpoint",
+            strategy="embedded-base",
+            dataset={"source": "pydoc_data.topics", "python": platform.python_version(), "documents": len(corpus_documents())},
+            config=asdict(recipe),
+            metrics=metrics,
+            torch_version=torch.__version__,
+        )
+
+
+def train_tokenizer(documents: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[END_OF_TEXT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte encodable: no unknown tokens
+        show_progress=False,
+    )
+    bpe.train_from_iterator(documents, trainer=trainer)
+    return GPT2TokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT)
+
+
+def pretrain(recipe: BaseRecipe, out: Path, show_progress: bool = True) -> dict:
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    documents = corpus_documents()
+    tokenizer = train_tokenizer(documents, recipe.vocab_size)
+    eot = tokenizer.eos_token_id
+    ids = [token for document in documents for token in (*tokenizer.backend_tokenizer.encode(document).ids, eot)]
+    data = torch.tensor(ids, dtype=torch.long)
+    # The last 5% of the corpus never trains: its loss says whether the base learned English or memorised.
+    n_eval = len(data) // 20
+    train_data, eval_data = data[:-n_eval], data[-n_eval:]
+
+    torch.manual_seed(recipe.seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=recipe.n_positions,
+        n_embd=recipe.n_embd,
+        n_layer=recipe.n_layer,
+        n_head=recipe.n_head,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+    )
+    model = GPT2LMHeadModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(recipe.warmup_steps, recipe.steps))
+    sampler = torch.Generator().manual_seed(recipe.seed)
+
+    model.train()
+    progress = tqdm(range(recipe.steps), desc=f"Pre-training {EMBEDDED_BASE_NAME}", disable=not show_progress, unit="step")
+    for _ in progress:
+        # Random windows rather than epochs: every step sees fresh context boundaries.
+        starts = torch.randint(len(train_data) - recipe.block_size, (recipe.batch_size,), generator=sampler)
+        batch = torch.stack([train_data[s : s + recipe.block_size] for s in starts.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+
+    model.eval()
+    with torch.no_grad():
+        blocks = eval_data[: len(eval_data) // recipe.block_size * recipe.block_size].view(-1, recipe.block_size)
+        eval_loss = sum(model(input_ids=b[None], labels=b[None]).loss.item() for b in blocks) / len(blocks)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {
+        "train_loss": round(loss.item(), 4),
+        "eval_loss": round(eval_loss, 4),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_tokens": len(train_data),
+    }
+
+
+def _warmup_cosine(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))  # decays to 10% of the peak
+
+    return factor

@@ -1,0 +1,146 @@
+"""What a dataset-format plugin provides, and helpers for writing one.
+
+A format reads a file into `Example`s. An example is a sequence of text segments, each marked
+as carrying loss or not; that is enough for instruction data (prompt masked, response trained),
+plain text (all trained) and chat (assistant turns trained).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftreg.errors import DatasetError
+
+# Past this many problems a report stops listing them: the user has enough to fix.
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    trains: bool
+
+
+@dataclass(frozen=True)
+class Example:
+    segments: tuple[Segment, ...]
+    line: int  # 1-based line of the source file where the example starts
+
+
+class DatasetFormat:
+    """Base class for dataset formats. Subclasses set the attributes and implement `read`."""
+
+    name: str = ""
+    description: str = ""
+    # How a user's prompt is wrapped at generation time; "{prompt}" marks where it goes.
+    # It must equal the untrained prefix that `read` produces for a one-turn example.
+    prompt_template: str = "{prompt}"
+
+    def read(self, path: Path) -> list[Example]:
+        raise NotImplementedError
+
+    def render_prompt(self, text: str) -> str:
+        return self.prompt_template.replace("{prompt}", text)
+
+
+class Problems:
+    """Collects every problem of a file so one run reports them all, then raises once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.messages: list[str] = []
+
+    def add(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        where = str(self.path) + (f":{line}" if line else "") + (f":{column}" if column and line else "")
+        self.messages.append(f"{where}: {message}")
+
+    def raise_if_any(self) -> None:
+        if not self.messages:
+            return
+        shown = self.messages[:MAX_PROBLEMS]
+        if len(self.messages) > MAX_PROBLEMS:
+            shown.append(f"... and {len(self.messages) - MAX_PROBLEMS} more problems")
+        raise DatasetError("\n".join(shown))
+
+
+def read_text(path: Path) -> str:
+    """The file's text, or a DatasetError naming the line of the first byte that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from error
+    if not text.strip():
+        raise DatasetError(f"{path}: the file is empty")
+    return text
+
+
+def read_json_records(path: Path) -> list[tuple[int, object]]:
+    """Read a JSON array or JSON Lines file into ``(line, value)`` pairs, each at its own line."""
+    text = read_text(path)
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return _json_array_records(path, text)
+    problems = Problems(path)
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            problems.add(f"invalid JSON: {error.msg}", number, error.colno)
+    problems.raise_if_any()
+    return records
+
+
+def _json_array_records(path: Path, text: str) -> list[tuple[int, object]]:
+    # Decode element by element so each record keeps the line it starts on.
+    decoder = json.JSONDecoder()
+    try:
+        decoder.decode(text)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from error
+    records = []
+    index = text.index("[") + 1
+    while True:
+        index = _skip(text, index, ", \t\r\n")
+        if text[index] == "]":
+            return records
+        value, end = decoder.raw_decode(text, index)
+        records.append((text.count("\n", 0, index) + 1, value))
+        index = end
+
+
+def _skip(text: str, index: int, characters: str) -> int:
+    while text[index] in characters:
+        index += 1
+    return index
+
+
+def check_string_fields(record: object, required: tuple[str, ...], problems: Problems, line: int) -> dict | None:
+    """Validate a JSON object with required non-empty string fields; return it or None after reporting."""
+    if not isinstance(record, dict):
+        problems.add(f"expected an object with keys {', '.join(required)}, got {type(record).__name__}", line)
+        return None
+    ok = True
+    for key in required:
+        if key not in record:
+            guess = difflib.get_close_matches(key, [k for k in record if k not in required], n=1)
+            hint = f" (found {guess[0]!r}: misspelled?)" if guess else ""
+            problems.add(f"missing key {key!r}{hint}", line)
+            ok = False
+        elif not isinstance(record[key], str):
+            problems.add(f"{key!r} must be a string, got {type(record[key]).__name__}", line)
+            ok = False
+        elif not record[key].strip():
+            problems.add(f"{key!r} is empty", line)
+            ok = False
+    return record if ok else None

@@ -1,0 +1,32 @@
+"""What a training-strategy plugin provides and receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftreg.bases import ResolvedBase
+from ftreg.training.examples import EncodedExample
+from ftreg.training.spec import TrainSpec
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    spec: TrainSpec
+    base: ResolvedBase
+    train: list[EncodedExample]
+    eval: list[EncodedExample]
+    output_dir: Path  # write the artifact here; the registry publishes it afterwards
+    show_progress: bool = True
+
+
+class TrainingStrategy:
+    """Base class for strategies. Subclasses set the attributes and implement `train`."""
+
+    name: str = ""
+    kind: str = "adapter"  # or "checkpoint"
+    description: str = ""
+
+    def train(self, job: TrainJob) -> dict[str, float]:
+        """Train, write the artifact files into ``job.output_dir``, return metrics."""
+        raise NotImplementedError

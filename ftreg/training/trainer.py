@@ -1,0 +1,74 @@
+"""Shared pieces for strategies built on the transformers `Trainer`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from ftreg.training.examples import IGNORE_INDEX, EncodedExample
+from ftreg.training.spec import TrainSpec
+from ftreg.training.strategy import TrainJob
+
+TRAINING_ARGS_FILE = "training_args.json"  # the effective arguments, as JSON: never a pickled .bin
+
+
+def to_dataset(examples: list[EncodedExample]):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]})
+
+
+def collator(tokenizer):
+    from transformers import DataCollatorForSeq2Seq
+
+    # Pads each batch to its own longest example; labels are padded with IGNORE_INDEX.
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, padding="longest")
+
+
+def training_arguments(spec: TrainSpec, scratch_dir: str, show_progress: bool, **overrides):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=scratch_dir,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.learning_rate,
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps,
+        lr_scheduler_type=spec.lr_scheduler,
+        warmup_steps=spec.warmup_steps,
+        max_grad_norm=spec.max_grad_norm,
+        weight_decay=spec.weight_decay,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        logging_steps=spec.logging_steps,
+        save_strategy="no",  # the registry is where results go
+        report_to="none",
+        disable_tqdm=not show_progress,
+        **overrides,
+    )
+
+
+def run_trainer(model, tokenizer, job: TrainJob, **argument_overrides) -> dict[str, float]:
+    """Train ``model`` on the job's examples, write training_args.json, return metrics."""
+    from transformers import Trainer
+
+    with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
+        args = training_arguments(job.spec, scratch, job.show_progress, **argument_overrides)
+        trainer = Trainer(model=model, args=args, train_dataset=to_dataset(job.train), data_collator=collator(tokenizer))
+        result = trainer.train()
+        runtime = result.metrics["train_runtime"]
+        tokens_seen = sum(len(e.input_ids) for e in job.train) * trainer.state.epoch
+        metrics = {
+            "train_loss": result.training_loss,
+            "train_runtime_s": runtime,
+            "train_steps": result.global_step,
+            "train_tokens_per_s": tokens_seen / runtime,
+        }
+        if job.eval:
+            metrics["eval_loss"] = trainer.evaluate(to_dataset(job.eval))["eval_loss"]
+    arguments = {key: value for key, value in args.to_dict().items() if key != "output_dir"}
+    Path(job.output_dir, TRAINING_ARGS_FILE).write_text(json.dumps(arguments, indent=2, sort_keys=True, default=str) + "\n")
+    return {key: round(float(value), 6) for key, value in metrics.items()}
