@@ -25,7 +25,6 @@ test: install
 
 bench: install
 	$(BIN)/python bench/cli_startup.py
-	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -203,15 +203,20 @@ def train(registry: Registry, format_: str, **options) -> None:
 @click.option("--repetition-penalty", type=float, default=SamplingOptions.repetition_penalty, show_default=True)
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (deterministic).")
 @click.option("--seed", type=int, help="Seed for sampling.")
+@click.option("--json", "as_json", is_flag=True, help='Print [{"prompt": ..., "completion": ...}, ...] instead.')
 @pass_registry
-def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_format, raw, **sampling) -> None:
-    """Generate a completion for each PROMPT; prints the completion only."""
+def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_format, raw, as_json, **sampling) -> None:
+    """Generate a completion for each PROMPT; prints the completions only."""
     from ftreg.adapters.compose import compose
 
     options = SamplingOptions(**sampling)
     composed = compose(registry, adapter=adapter, base=base, prompt_format=prompt_format)
-    for text in prompt:
-        click.echo(composed.generate(text, options, raw=raw))
+    completions = [(text, composed.generate(text, options, raw=raw)) for text in prompt]
+    if as_json:
+        _echo_json([{"prompt": text, "completion": completion, "model": composed.description} for text, completion in completions])
+        return
+    for _, completion in completions:
+        click.echo(completion)
 
 
 @cli.group()

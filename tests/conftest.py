@@ -14,6 +14,8 @@ from ftreg.registry import Registry
 # Tests never reach the Hub: a base that is not local must fail fast, not hang on the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest runs one worker per core (-n 2): one thread each avoids oversubscribing the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 HEAVY_MODULES = ("torch", "transformers", "peft", "datasets", "bitsandbytes")
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job, offline: build the embedded base (first run only), fine-tune a support-bot
+# adapter on the bundled data, list the registry, and answer two held-out questions with the
+# bare base and with the adapter, side by side.
+set -euo pipefail
+
+ftreg base init
+# The bundled recipe's defaults (1 epoch at 2e-4) are tuned for gpt2-sized bases; the
+# embedded base is ~1M parameters, so it gets more epochs and a higher learning rate.
+ftreg train --strategy lora8bit --dataset builtin:support --name support --epochs 3 --learning-rate 2e-3
+ftreg list
+
+questions=(
+  "What's the deadline for sending items back?"
+  "I can't remember my password, what do I do?"
+)
+for question in "${questions[@]}"; do
+  echo
+  echo "Q: $question"
+  echo "  base (tiny-gpt2): $(ftreg generate --base tiny-gpt2 --format instruction --greedy --max-new-tokens 48 "$question")"
+  echo "  adapter (support): $(ftreg generate --adapter support --greedy --max-new-tokens 48 "$question")"
+done
