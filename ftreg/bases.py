@@ -43,13 +43,12 @@ def fingerprint(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def resolve_base(spec: str | None, registry: Registry, show_progress: bool = True) -> ResolvedBase:
-    """Resolve ``spec``; None means the embedded tiny base, built on first use."""
+def resolve_base(spec: str | None, registry: Registry) -> ResolvedBase:
+    """Resolve ``spec``; None means the embedded tiny base, published on first use."""
     if spec is None:
         from ftreg.embedded_base import ensure_embedded_base
 
-        entry = ensure_embedded_base(registry, show_progress=show_progress)
-        return _from_entry(entry)
+        return _from_entry(ensure_embedded_base(registry))
     if Path(spec).is_dir():
         path = Path(spec).resolve()
         return ResolvedBase(str(path), path, fingerprint(path), {"type": "path"})

@@ -225,12 +225,14 @@ def base() -> None:
 
 
 @base.command(name="init")
+@click.option("--rebuild", is_flag=True, help="Pre-train from the recipe (~15 CPU-minutes) instead of publishing the shipped weights; adds a new version.")
 @pass_registry
-def base_init(registry: Registry) -> None:
-    """Build the embedded tiny GPT-2 base offline (once; later calls print the existing one)."""
-    from ftreg.embedded_base import ensure_embedded_base
+def base_init(registry: Registry, rebuild: bool) -> None:
+    """Publish the embedded tiny GPT-2 base (once; later calls print the existing one)."""
+    from ftreg.embedded_base import BaseRecipe, build_embedded_base, ensure_embedded_base
 
-    click.echo(ensure_embedded_base(registry).ref)
+    entry = build_embedded_base(registry, BaseRecipe()) if rebuild else ensure_embedded_base(registry)
+    click.echo(entry.ref)
 
 
 plugins.register_commands(cli)

@@ -2,15 +2,24 @@
 
 No weights are downloaded. A byte-level BPE tokenizer is trained with `tokenizers` and a
 `GPT2LMHeadModel` (Conv1D layers, learned positions: the real architecture, only smaller) is
-pre-trained from scratch on the documentation CPython ships in ``pydoc_data``. The result is
-published as the checkpoint ``tiny-gpt2`` with its recipe, so `--base` resolution, fingerprints
-and generation treat it exactly like ``gpt2`` from the Hub.
+pre-trained from scratch on the documentation CPython ships. The result is published as the
+checkpoint ``tiny-gpt2`` with its recipe, so `--base` resolution, fingerprints and generation
+treat it exactly like ``gpt2`` from the Hub.
+
+A base that adapters can learn from takes ~15 CPU-minutes to pre-train, more than a quickstart
+should wait, so the weights built by `BaseRecipe()` ship in ``ftreg/data/tiny-gpt2`` (made by
+``scripts/build_embedded_base.py``) and ``ftreg base init`` publishes those. ``ftreg base init
+--rebuild`` runs the recipe itself; it is deterministic for a given seed, Python version (the
+corpus is the installation's own documentation) and thread count.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import asdict, dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from filelock import FileLock
@@ -30,50 +39,101 @@ class BaseRecipe:
     n_head: int = 4
     block_size: int = 128
     batch_size: int = 16
-    # ~600k tokens, five passes over the corpus: about 80 s on two CPU cores.
-    steps: int = 300
+    # About 15 minutes on two CPU cores, which is why the result ships with ftreg (see below).
+    steps: int = 2000
     learning_rate: float = 3e-3
     warmup_steps: int = 20
     seed: int = 1234
 
 
-def corpus_documents() -> list[str]:
-    """CPython's pydoc topic texts: plain technical English, on every machine with Python."""
+# Standard-library folders whose docstrings are tests or GUI demos rather than prose.
+_SKIPPED_STDLIB = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo", "tkinter"}
+
+
+@functools.cache
+def corpus_documents() -> tuple[str, ...]:
+    """English that every Python installation carries: pydoc's topic texts and stdlib docstrings.
+
+    Docstrings are read with `ast`, never by importing modules (some have side effects).
+    """
+    import ast
+    import sysconfig
     from pydoc_data.topics import topics
 
-    return [topics[key] for key in sorted(topics)]
+    documents = [topics[key] for key in sorted(topics)]
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.rglob("*.py")):
+        if _SKIPPED_STDLIB.intersection(path.relative_to(stdlib).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                docstring = ast.get_docstring(node)
+                if docstring and len(docstring) >= 80:  # one-liners teach little but names
+                    documents.append(docstring)
+    return tuple(documents)
 
 
-def ensure_embedded_base(registry: Registry, recipe: BaseRecipe | None = None, show_progress: bool = True) -> Entry:
-    """The embedded base from the registry, built first if it is not there yet."""
+SHIPPED = files("ftreg.data") / "tiny-gpt2"
+BUILD_INFO = "build.json"  # how the shipped weights were made: recipe, metrics, corpus, versions
+
+
+def ensure_embedded_base(registry: Registry) -> Entry:
+    """The embedded base from the registry; the shipped one is published first if there is none."""
     registry.home.mkdir(parents=True, exist_ok=True)
-    # Two commands starting at once on a fresh registry must not both spend a minute building it.
+    # Two commands starting at once on a fresh registry must publish it once, not twice.
     with FileLock(registry.home / "embedded-base.lock"):
         if registry.exists(EMBEDDED_BASE_NAME):
             return registry.resolve(EMBEDDED_BASE_NAME)
-        return build_embedded_base(registry, recipe or BaseRecipe(), show_progress)
+        build = json.loads(SHIPPED.joinpath(BUILD_INFO).read_text())
+        with registry.staging() as out:
+            for file in SHIPPED.iterdir():
+                if file.name != BUILD_INFO and file.is_file():
+                    (out / file.name).write_bytes(file.read_bytes())
+            return _publish(registry, out, build, shipped=True)
 
 
 def build_embedded_base(registry: Registry, recipe: BaseRecipe, show_progress: bool = True) -> Entry:
+    """Pre-train a base from ``recipe`` and publish it as the next version of tiny-gpt2."""
+    with registry.staging() as out:
+        return _publish(registry, out, build(recipe, out, show_progress), shipped=False)
+
+
+def build(recipe: BaseRecipe, out: Path, show_progress: bool = True) -> dict:
+    """Pre-train into ``out``; returns the build record (recipe, metrics, corpus, versions)."""
     import platform
 
+    import tokenizers
     import torch
+    import transformers
 
-    with registry.staging() as out:
-        metrics = pretrain(recipe, out, show_progress)
-        return registry.publish(
-            out,
-            name=EMBEDDED_BASE_NAME,
-            kind="checkpoint",
-            strategy="embedded-base",
-            dataset={"source": "pydoc_data.topics", "python": platform.python_version(), "documents": len(corpus_documents())},
-            config=asdict(recipe),
-            metrics=metrics,
-            torch_version=torch.__version__,
-        )
+    metrics = pretrain(recipe, out, show_progress)
+    return {
+        "recipe": asdict(recipe),
+        "metrics": metrics,
+        "corpus": {"source": "pydoc_data.topics + standard-library docstrings", "python": platform.python_version()},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+    }
 
 
-def train_tokenizer(documents: list[str], vocab_size: int):
+def _publish(registry: Registry, out: Path, build: dict, shipped: bool) -> Entry:
+    return registry.publish(
+        out,
+        name=EMBEDDED_BASE_NAME,
+        kind="checkpoint",
+        strategy="embedded-base",
+        dataset=build["corpus"],
+        config=build["recipe"],
+        metrics=build["metrics"],
+        build_versions=build["versions"],
+        shipped=shipped,
+    )
+
+
+def train_tokenizer(documents: tuple[str, ...], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2TokenizerFast
 
@@ -117,7 +177,16 @@ def pretrain(recipe: BaseRecipe, out: Path, show_progress: bool = True) -> dict:
         pad_token_id=eot,
     )
     model = GPT2LMHeadModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
+    # Decay only matrices. Decaying the (tied) embeddings keeps their norm small, which caps how
+    # confident the logits can get; adapters trained later cannot undo that, as they leave them frozen.
+    decays = {n: p.dim() == 2 and not n.startswith(("transformer.wte", "transformer.wpe")) for n, p in model.named_parameters()}
+    decayed = [p for n, p in model.named_parameters() if decays[n]]
+    undecayed = [p for n, p in model.named_parameters() if not decays[n]]
+    optimizer = torch.optim.AdamW(
+        [{"params": decayed, "weight_decay": 0.1}, {"params": undecayed, "weight_decay": 0.0}],
+        lr=recipe.learning_rate,
+        betas=(0.9, 0.95),
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(recipe.warmup_steps, recipe.steps))
     sampler = torch.Generator().manual_seed(recipe.seed)
 

@@ -21,7 +21,8 @@ MAX_PROBLEMS = 20
 @dataclass(frozen=True)
 class Segment:
     text: str
-    trains: bool
+    trains: bool  # whether its tokens carry loss
+    eos: bool = False  # followed by the end-of-text token (with the same loss), so the model learns to stop
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,15 @@ class DatasetFormat:
     # It must equal the untrained prefix that `read` produces for a one-turn example.
     prompt_template: str = "{prompt}"
 
-    def read(self, path: Path) -> list[Example]:
+    def score(self, path: Path, sample: str) -> float:
+        """How sure this format is that it can read the file (0: not at all, 1: certain).
+
+        ``sample`` is the file's first characters; used when no --format is given.
+        """
+        return 0.0
+
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Example]:
+        """Every example of the file. ``columns`` renames fields: {"question": "Q"} reads "Q"."""
         raise NotImplementedError
 
     def render_prompt(self, text: str) -> str:
@@ -57,13 +66,20 @@ class Problems:
         where = str(self.path) + (f":{line}" if line else "") + (f":{column}" if column and line else "")
         self.messages.append(f"{where}: {message}")
 
+    def fatal(self, message: str, line: int | None = None) -> DatasetError:
+        """A problem that stops reading: the error to raise, listing earlier problems too."""
+        self.add(message, line)
+        return DatasetError(self._report())
+
     def raise_if_any(self) -> None:
-        if not self.messages:
-            return
+        if self.messages:
+            raise DatasetError(self._report())
+
+    def _report(self) -> str:
         shown = self.messages[:MAX_PROBLEMS]
         if len(self.messages) > MAX_PROBLEMS:
             shown.append(f"... and {len(self.messages) - MAX_PROBLEMS} more problems")
-        raise DatasetError("\n".join(shown))
+        return "\n".join(shown)
 
 
 def read_text(path: Path) -> str:
@@ -125,22 +141,58 @@ def _skip(text: str, index: int, characters: str) -> int:
     return index
 
 
-def check_string_fields(record: object, required: tuple[str, ...], problems: Problems, line: int) -> dict | None:
-    """Validate a JSON object with required non-empty string fields; return it or None after reporting."""
+def check_string_fields(
+    record: object, fields: tuple[str, ...], problems: Problems, line: int, columns: dict[str, str] | None = None
+) -> dict[str, str] | None:
+    """The record's fields as stripped strings, keyed by field name; None after reporting problems.
+
+    ``columns`` maps a field to the key it has in this file (``--column response=answer``).
+    """
+    keys = {field: (columns or {}).get(field, field) for field in fields}
     if not isinstance(record, dict):
-        problems.add(f"expected an object with keys {', '.join(required)}, got {type(record).__name__}", line)
+        problems.add(f"expected an object with keys {', '.join(keys.values())}, got {type(record).__name__}", line)
         return None
-    ok = True
-    for key in required:
+    values = {}
+    for field, key in keys.items():
+        value = record.get(key)
         if key not in record:
-            guess = difflib.get_close_matches(key, [k for k in record if k not in required], n=1)
+            guess = difflib.get_close_matches(key, [k for k in record if k not in keys.values()], n=1)
             hint = f" (found {guess[0]!r}: misspelled?)" if guess else ""
             problems.add(f"missing key {key!r}{hint}", line)
-            ok = False
-        elif not isinstance(record[key], str):
-            problems.add(f"{key!r} must be a string, got {type(record[key]).__name__}", line)
-            ok = False
-        elif not record[key].strip():
+        elif not isinstance(value, str):
+            problems.add(f"{key!r} must be a string, got {type(value).__name__}", line)
+        elif not value.strip():
             problems.add(f"{key!r} is empty", line)
-            ok = False
-    return record if ok else None
+        else:
+            values[field] = value.strip()
+    return values if len(values) == len(fields) else None
+
+
+def looks_like_json(sample: str) -> bool:
+    return sample.lstrip("\ufeff \t\r\n")[:1] in ("[", "{")
+
+
+def first_json_record(sample: str) -> object | None:
+    """The first record of a (possibly cut-off) JSON array or JSONL sample, if it parses."""
+    text = sample.lstrip("\ufeff \t\r\n")
+    if text.startswith("["):
+        text = text[1:].lstrip()
+    try:
+        return json.JSONDecoder().raw_decode(text)[0]
+    except json.JSONDecodeError:
+        return None
+
+
+SAMPLE_CHARS = 65536
+
+
+def detect_format(path: Path, formats: dict[str, DatasetFormat]) -> DatasetFormat:
+    """The one format that scores highest on the file's first characters; an error if none or a tie."""
+    sample = read_text(path)[:SAMPLE_CHARS]
+    scores = sorted(((fmt.score(path, sample), name) for name, fmt in formats.items()), reverse=True)
+    best = [name for score, name in scores if score > 0 and score == scores[0][0]]
+    if len(best) == 1:
+        return formats[best[0]]
+    listing = ", ".join(f"{name} ({score:g})" for score, name in scores)
+    problem = f"matches {' and '.join(best)} equally" if best else "matches no known format"
+    raise DatasetError(f"{path}: the file {problem}; pass --format (scores: {listing})")

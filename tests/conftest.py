@@ -1,6 +1,5 @@
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,27 +84,12 @@ def register_plugin():
     plugins.clear_caches()
 
 
-# A base small enough to build in seconds; same code path as the real embedded base.
-MICRO_RECIPE = dict(vocab_size=400, n_positions=128, n_embd=32, n_layer=2, n_head=2, block_size=32, batch_size=8, steps=40, warmup_steps=5)
-
-
-@pytest.fixture(scope="session")
-def micro_base_home(tmp_path_factory) -> Path:
-    from ftreg.embedded_base import BaseRecipe, build_embedded_base
-
-    home = tmp_path_factory.mktemp("micro-base")
-    registry = Registry(home)
-    build_embedded_base(registry, BaseRecipe(**MICRO_RECIPE), show_progress=False)
-    registry.close()
-    return home
-
-
 @pytest.fixture
-def micro_base(micro_base_home, ftreg_home, registry):
-    """This test's registry, holding the micro base as tiny-gpt2-v1."""
-    registry.close()
-    shutil.copytree(micro_base_home, ftreg_home, dirs_exist_ok=True)
-    return registry.resolve("tiny-gpt2")
+def embedded_base(registry):
+    """This test's registry, holding the shipped embedded base as tiny-gpt2-v1."""
+    from ftreg.embedded_base import ensure_embedded_base
+
+    return ensure_embedded_base(registry)
 
 
 def write_json(path: Path, data) -> Path:

@@ -30,7 +30,7 @@ def _train(cli_run, dataset, *extra):
 
 
 @pytest.mark.slow
-def test_lora8bit_trains_publishes_and_reloads_with_plain_peft(cli_run, micro_base, registry, dataset):
+def test_lora8bit_trains_publishes_and_reloads_with_plain_peft(cli_run, embedded_base, registry, dataset):
     assert _train(cli_run, dataset) == "support-v1"
     entry = registry.resolve("support")
     assert entry.kind == "adapter" and entry.strategy == "lora8bit" and entry.base == "tiny-gpt2-v1"
@@ -48,8 +48,8 @@ def test_lora8bit_trains_publishes_and_reloads_with_plain_peft(cli_run, micro_ba
 
     adapter_config = json.loads((entry.path / "adapter_config.json").read_text())
     assert adapter_config["fan_in_fan_out"] is True and set(adapter_config["target_modules"]) == {"c_attn", "c_proj", "c_fc"}
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(micro_base.path), entry.path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(micro_base.path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(embedded_base.path), entry.path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(embedded_base.path)
     assert any(torch.count_nonzero(p) for n, p in model.named_parameters() if "lora_B" in n)  # B starts at zero: it trained
 
     prompt = entry.manifest["prompt_template"].replace("{prompt}", "Is shipping free?")
@@ -64,7 +64,7 @@ def test_lora8bit_trains_publishes_and_reloads_with_plain_peft(cli_run, micro_ba
 
 
 @pytest.mark.slow
-def test_generate_with_bare_base_and_options(cli_run, micro_base):
+def test_generate_with_bare_base_and_options(cli_run, embedded_base):
     args = ["generate", "--base", "tiny-gpt2", "--max-new-tokens", "8", "--temperature", "1.5", "--json", "Hello", "Where"]
     first, again, other_seed = (json.loads(cli_run(*args, "--seed", seed).stdout) for seed in ("7", "7", "8"))
     assert [item["prompt"] for item in first] == ["Hello", "Where"]
@@ -81,23 +81,23 @@ def _one_line_error(result, pattern):
 
 
 @pytest.mark.slow
-def test_wrong_base_is_refused_before_loading(cli_run, micro_base, registry, dataset, tmp_path):
+def test_wrong_base_is_refused_before_loading(cli_run, embedded_base, registry, dataset, tmp_path):
     _train(cli_run, dataset)
     other = tmp_path / "other-base"
-    shutil.copytree(micro_base.path, other)
+    shutil.copytree(embedded_base.path, other)
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "n_positions": 64}))
     _one_line_error(cli_run("generate", "--adapter", "support", "--base", other, "Hi"), r"support-v1 was trained on base tiny-gpt2-v1 .* refusing")
 
 
 @pytest.mark.slow
-def test_missing_adapter_file(cli_run, micro_base, registry, dataset):
+def test_missing_adapter_file(cli_run, embedded_base, registry, dataset):
     _train(cli_run, dataset)
     (registry.resolve("support").path / "adapter_model.safetensors").unlink()
     _one_line_error(cli_run("generate", "--adapter", "support", "Hi"), r"support-v1: file adapter_model.safetensors is missing")
 
 
-def test_unknown_references(cli_run, micro_base):
+def test_unknown_references(cli_run, embedded_base):
     _one_line_error(cli_run("generate", "--adapter", "nope", "Hi"), r"unknown reference 'nope'")
     _one_line_error(cli_run("generate", "--base", "no-such-base-here", "Hi"), r"base 'no-such-base-here' is not a registry checkpoint")
 
@@ -111,7 +111,7 @@ def test_unknown_references(cli_run, micro_base):
         ('{"instruction": "a"}', r"support\.json:1: missing key 'response'"),
     ],
 )
-def test_bad_datasets_publish_nothing(cli_run, micro_base, registry, tmp_path, content, pattern):
+def test_bad_datasets_publish_nothing(cli_run, embedded_base, registry, tmp_path, content, pattern):
     path = tmp_path / "support.json"
     path.write_text(content)
     before = [e.ref for e in registry.entries()]
@@ -119,7 +119,7 @@ def test_bad_datasets_publish_nothing(cli_run, micro_base, registry, tmp_path, c
     assert [e.ref for e in Registry(registry.home).entries()] == before
 
 
-def test_bad_settings_name_the_field(cli_run, micro_base, dataset):
+def test_bad_settings_name_the_field(cli_run, embedded_base, dataset):
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "support", "--epochs", "0"), r"epochs must be > 0")
     _one_line_error(cli_run("train", "--strategy", "nope", "--dataset", dataset, "--name", "support"), r"unknown training strategy 'nope'; available: lora8bit")
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", "builtin:nope", "--name", "support"), r"unknown built-in dataset")

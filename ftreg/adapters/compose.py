@@ -7,6 +7,7 @@ milliseconds with a message instead of producing quiet nonsense.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from ftreg import plugins
@@ -101,7 +102,10 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     if entry is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, entry.path)
+        with warnings.catch_warnings():
+            # peft calls a transformers API that transformers has deprecated; nothing a user can act on.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, entry.path)
         description = f"{entry.ref} on {resolved.ref}"
     model.eval()
     return Composed(model, tokenizer, template, description)

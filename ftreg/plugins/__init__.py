@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -22,6 +23,8 @@ from ftreg import __version__, hookspecs
 from ftreg.errors import UnknownPlugin
 
 ENTRY_POINT_GROUP = "ftreg"
+DATASET_FORMAT = "dataset format"
+TRAINING_STRATEGY = "training strategy"
 DEFAULT_PLUGINS = (
     "ftreg.plugins.formats.instruction",
     "ftreg.plugins.strategies.lora8bit",
@@ -33,6 +36,8 @@ pm.add_hookspecs(hookspecs)
 # plugin name -> "ExceptionType: message", for plugins that failed to import or to register.
 broken: dict[str, str] = {}
 _versions: dict[str, str] = {}
+# (what, name) -> plugin name, e.g. ("training strategy", "lora8bit") -> "ftreg.plugins.strategies.lora8bit"
+_providers: dict[tuple[str, str], str] = {}
 _loaded = False
 
 
@@ -73,14 +78,18 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _call_each(hook_name: str, **kwargs) -> None:
-    """Call every implementation of a hook on its own, so one raising plugin skips only itself."""
+def _call_each(hook_name: str, arguments_for: Callable[[str], dict]) -> None:
+    """Call every implementation of a hook on its own, so one raising plugin skips only itself.
+
+    ``arguments_for(plugin_name)`` gives the hook's arguments for that plugin.
+    """
     load_plugins()
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         if impl.plugin_name in broken:
             continue
+        arguments = arguments_for(impl.plugin_name)
         try:
-            impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            impl.function(**{arg: arguments[arg] for arg in impl.argnames})
         except Exception as error:  # noqa: BLE001
             broken[impl.plugin_name] = _describe(error)
 
@@ -88,33 +97,37 @@ def _call_each(hook_name: str, **kwargs) -> None:
 def _collect(hook_name: str, what: str) -> dict:
     found: dict = {}
 
-    def register(obj) -> None:
-        if obj.name in found:
-            raise ValueError(f"{what} {obj.name!r} is already registered")
-        found[obj.name] = obj
+    def register_for(plugin_name: str):
+        def register(obj) -> None:
+            if obj.name in found:
+                raise ValueError(f"{what} {obj.name!r} is already registered by {_providers[(what, obj.name)]}")
+            found[obj.name] = obj
+            _providers[(what, obj.name)] = plugin_name
 
-    _call_each(hook_name, register=register)
+        return register
+
+    _call_each(hook_name, lambda plugin_name: {"register": register_for(plugin_name)})
     return found
 
 
 @functools.cache
 def dataset_formats() -> dict:
     """Every registered dataset format, by name."""
-    return _collect("register_dataset_formats", "dataset format")
+    return _collect("register_dataset_formats", DATASET_FORMAT)
 
 
 @functools.cache
 def training_strategies() -> dict:
     """Every registered training strategy, by name."""
-    return _collect("register_training_strategies", "training strategy")
+    return _collect("register_training_strategies", TRAINING_STRATEGY)
 
 
 def get_dataset_format(name: str):
-    return _lookup(dataset_formats(), name, "dataset format")
+    return _lookup(dataset_formats(), name, DATASET_FORMAT)
 
 
 def get_training_strategy(name: str):
-    return _lookup(training_strategies(), name, "training strategy")
+    return _lookup(training_strategies(), name, TRAINING_STRATEGY)
 
 
 def _lookup(found: dict, name: str, what: str):
@@ -124,16 +137,13 @@ def _lookup(found: dict, name: str, what: str):
 
 
 def register_commands(cli) -> None:
-    _call_each("register_commands", cli=cli)
+    _call_each("register_commands", lambda plugin_name: {"cli": cli})
 
 
-def plugin_version(obj) -> str | None:
-    """The version of the plugin that defines ``obj`` (a format or strategy), for the manifest."""
-    module = type(obj).__module__
-    for name, plugin in pm.list_name_plugin():
-        if getattr(plugin, "__name__", None) == module or name == module:
-            return _versions.get(name)
-    return None
+def provider(what: str, name: str) -> dict:
+    """Which plugin registered the dataset format or training strategy ``name``, and its version."""
+    plugin = _providers[(what, name)]
+    return {"plugin": plugin, "version": _versions.get(plugin)}
 
 
 def clear_caches() -> None:

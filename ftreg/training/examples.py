@@ -20,7 +20,7 @@ class EncodedExample:
 def encode(examples: list[Example], tokenizer, max_length: int) -> tuple[list[EncodedExample], int]:
     """Tokenize each segment on its own, exactly as generation tokenizes a rendered prompt.
 
-    An end-of-text token closes every example so the model learns to stop. Returns the encoded
+    Segments marked ``eos`` are followed by the end-of-text token. Returns the encoded
     examples and how many had to be truncated to ``max_length`` (those left with no
     loss-carrying token are dropped).
     """
@@ -28,9 +28,9 @@ def encode(examples: list[Example], tokenizer, max_length: int) -> tuple[list[En
     for example in examples:
         input_ids: list[int] = []
         labels: list[int] = []
-        for i, segment in enumerate(example.segments):
+        for segment in example.segments:
             ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
-            if i == len(example.segments) - 1:
+            if segment.eos:
                 ids = ids + [tokenizer.eos_token_id]
             input_ids += ids
             labels += ids if segment.trains else [IGNORE_INDEX] * len(ids)

@@ -27,7 +27,7 @@ def train(spec: TrainSpec, registry: Registry, show_progress: bool = True) -> En
     if not examples:
         raise DatasetError(f"{path}: the dataset has no examples")
 
-    base = resolve_base(spec.base, registry, show_progress=show_progress)
+    base = resolve_base(spec.base, registry)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base.path)
@@ -55,8 +55,8 @@ def train(spec: TrainSpec, registry: Registry, show_progress: bool = True) -> En
             config=spec.to_dict(),
             metrics=metrics,
             plugin_versions={
-                f"strategy:{strategy.name}": plugins.plugin_version(strategy),
-                f"format:{dataset_format.name}": plugins.plugin_version(dataset_format),
+                f"strategy:{strategy.name}": plugins.provider(plugins.TRAINING_STRATEGY, strategy.name),
+                f"format:{dataset_format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset_format.name),
             },
             base_fingerprint=base.fingerprint,
             base_source=base.source,

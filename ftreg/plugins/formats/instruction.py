@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftreg.formats import DatasetFormat, Example, Problems, Segment, check_string_fields, read_json_records
+from ftreg.formats import DatasetFormat, Example, Problems, Segment, check_string_fields, first_json_record, read_json_records
 from ftreg.hookspecs import hookimpl
 
 
@@ -21,15 +21,20 @@ class InstructionFormat(DatasetFormat):
     name = "instruction"
     description = 'JSON array or JSONL of {"instruction", "response"}; loss on the response only'
     prompt_template = "### Instruction:\n{prompt}\n\n### Response:\n"
+    fields = ("instruction", "response")
 
-    def read(self, path: Path) -> list[Example]:
+    def score(self, path: Path, sample: str) -> float:
+        record = first_json_record(sample)
+        return 1.0 if isinstance(record, dict) and set(self.fields) <= set(record) else 0.0
+
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Example]:
         problems = Problems(path)
         examples = []
         for line, record in read_json_records(path):
-            row = check_string_fields(record, ("instruction", "response"), problems, line)
+            row = check_string_fields(record, self.fields, problems, line, columns)
             if row is not None:
-                prompt = self.render_prompt(row["instruction"].strip())
-                examples.append(Example((Segment(prompt, False), Segment(row["response"].strip(), True)), line))
+                segments = (Segment(self.render_prompt(row["instruction"]), False), Segment(row["response"], True, eos=True))
+                examples.append(Example(segments, line))
         problems.raise_if_any()
         return examples
 

@@ -50,7 +50,8 @@ class Lora8bitStrategy(TrainingStrategy):
             task_type="CAUSAL_LM",
         )
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+            # peft calls a transformers API that transformers has deprecated; nothing a user can act on.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             model = get_peft_model(model, lora)
         model.peft_config["default"].base_model_name_or_path = job.base.source.get("repo_id", str(job.base.path))
         # bitsandbytes logs a cast warning on every CPU matmul: once is information, thousands are noise.

@@ -1,0 +1,21 @@
+"""Rebuild the shipped embedded base in ftreg/data/tiny-gpt2 from `BaseRecipe()` (maintainers only).
+
+Run: .venv/bin/python scripts/build_embedded_base.py
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ftreg.embedded_base import BUILD_INFO, BaseRecipe, build
+
+TARGET = Path(__file__).resolve().parent.parent / "ftreg" / "data" / "tiny-gpt2"
+
+with tempfile.TemporaryDirectory() as scratch:
+    out = Path(scratch)
+    record = build(BaseRecipe(), out)
+    (out / BUILD_INFO).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(TARGET, ignore_errors=True)
+    shutil.copytree(out, TARGET)
+print(json.dumps(record["metrics"]))

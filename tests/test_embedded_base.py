@@ -1,0 +1,56 @@
+import hashlib
+from dataclasses import asdict
+
+from ftreg.embedded_base import EMBEDDED_BASE_NAME, BaseRecipe, build, ensure_embedded_base
+
+MICRO = BaseRecipe(vocab_size=400, n_positions=64, n_embd=32, n_layer=2, n_head=2, block_size=32, batch_size=4, steps=8, warmup_steps=2)
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_building_from_the_recipe_is_deterministic(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    record = build(MICRO, first, show_progress=False)
+    build(MICRO, second, show_progress=False)
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert _digest(first / name) == _digest(second / name), name
+    assert record["recipe"] == asdict(MICRO)
+    assert record["metrics"]["parameters"] > 0 and record["metrics"]["eval_loss"] > 0
+
+
+def test_a_different_seed_gives_different_weights(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    build(MICRO, tmp_path / "a", show_progress=False)
+    build(BaseRecipe(**{**asdict(MICRO), "seed": 7}), tmp_path / "b", show_progress=False)
+    assert _digest(tmp_path / "a" / "model.safetensors") != _digest(tmp_path / "b" / "model.safetensors")
+
+
+def test_shipped_base_is_published_once_with_its_recipe(registry):
+    entry = ensure_embedded_base(registry)
+    assert entry.ref == f"{EMBEDDED_BASE_NAME}-v1" and entry.kind == "checkpoint"
+    assert entry.manifest["shipped"] is True
+    # The shipped weights were made by today's recipe: the two cannot drift apart unnoticed.
+    assert entry.config == asdict(BaseRecipe())
+    assert ensure_embedded_base(registry).ref == entry.ref
+    assert len(registry.entries()) == 1
+
+
+def test_shipped_base_is_a_real_gpt2(registry):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel
+    from transformers.pytorch_utils import Conv1D
+
+    entry = ensure_embedded_base(registry)
+    model = AutoModelForCausalLM.from_pretrained(entry.path)
+    assert isinstance(model, GPT2LMHeadModel)
+    assert isinstance(model.transformer.h[0].attn.c_attn, Conv1D)
+    assert 1_000_000 < model.num_parameters() < 5_000_000
+    tokenizer = AutoTokenizer.from_pretrained(entry.path)
+    text = "Refunds arrive in 5–7 days. Ünïcödé and emoji 🙂 survive byte-level BPE."
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+    assert tokenizer.eos_token == "<|endoftext|>"
+
