@@ -25,6 +25,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

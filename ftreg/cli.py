@@ -157,12 +157,24 @@ def plugins_(as_json: bool) -> None:
     click.echo(f"Training strategies: {', '.join(sorted(strategies)) or 'none'}")
 
 
+def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    columns = {}
+    for value in values:
+        field, sep, name = value.partition("=")
+        if not sep or not field or not name:
+            raise click.BadParameter(f"expected FIELD=NAME, got {value!r}", param=param)
+        columns[field] = name
+    return columns
+
+
 @cli.command()
 @click.option("--strategy", required=True, help="Training strategy (see `ftreg plugins`), e.g. lora8bit.")
 @click.option("--dataset", required=True, help="Dataset file, or builtin:NAME (builtin:support).")
 @click.option("--name", required=True, help="Registry name; the result is its next version.")
 @click.option("--base", default=None, help="Base: registry checkpoint, Hugging Face id (gpt2) or directory. Default: the embedded tiny-gpt2.")
-@click.option("--format", "format_", default=TrainSpec.format, show_default=True, help="Dataset format.")
+@click.option("--format", "format_", help="Dataset format (see `ftreg plugins`). Default: detected from the content.")
+@click.option("--column", "columns", multiple=True, callback=_parse_columns, metavar="FIELD=NAME", help="Read FIELD from the file's column/key NAME, e.g. question=Q. Repeatable.")
+@click.option("--eval-dataset", help="Held-out dataset for eval loss (same format), instead of --eval-split.")
 @click.option("--epochs", type=float, default=TrainSpec.epochs, show_default=True)
 @click.option("--max-steps", type=int, default=TrainSpec.max_steps, show_default=True, help="> 0 overrides --epochs.")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, default=TrainSpec.learning_rate, show_default=True)
@@ -184,9 +196,7 @@ def train(registry: Registry, format_: str, **options) -> None:
     """Train a model and publish it as the next version of --name."""
     from ftreg.training.run import train as run_training
 
-    entry = run_training(TrainSpec(format=format_, **options), registry)
-    if truncated := entry.metrics.get("truncated_examples"):
-        click.echo(f"{truncated} examples were longer than --max-length and were truncated.", err=True)
+    entry = run_training(TrainSpec(format=format_, **options), registry, notify=lambda note: click.echo(note, err=True))
     click.echo(entry.ref)
 
 
@@ -217,6 +227,48 @@ def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_
         return
     for _, completion in completions:
         click.echo(completion)
+
+
+@cli.group()
+def data() -> None:
+    """Inspect datasets before spending time on training."""
+
+
+@data.command(name="check")
+@click.argument("dataset")
+@click.option("--format", "format_", help="Dataset format. Default: detected from the content.")
+@click.option("--column", "columns", multiple=True, callback=_parse_columns, metavar="FIELD=NAME", help="Read FIELD from column/key NAME. Repeatable.")
+@click.option("--base", help="Whose tokenizer counts the tokens. Default: the embedded tiny-gpt2.")
+@click.option("--max-length", type=int, default=TrainSpec.max_length, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_registry
+def data_check(registry: Registry, dataset: str, format_, columns, base, max_length: int, as_json: bool) -> None:
+    """Describe DATASET as training would see it; exit code 0 when it is trainable."""
+    from transformers import AutoTokenizer
+
+    from ftreg.bases import resolve_base
+    from ftreg.dataset import check_report, load_dataset
+    from ftreg.training.run import context_length
+
+    loaded = load_dataset(dataset, format_, columns)
+    resolved = resolve_base(base, registry)
+    report = check_report(loaded, AutoTokenizer.from_pretrained(resolved.path), min(max_length, context_length(resolved.path)))
+    if as_json:
+        _echo_json({**report, "tokenizer": resolved.ref})
+        return
+    tokens = report["tokens"]
+    duplicates = report["duplicate_lines"]
+    lines = [
+        ("file", f"{report['path']}" + (f" ({dataset})" if dataset != report["path"] else "")),
+        ("format", report["format"] + (" (detected)" if report["detected"] else "")),
+        ("examples", f"{report['examples']}" + (f" (warning: {len(duplicates)} duplicates, lines {', '.join(map(str, duplicates[:10]))})" if duplicates else "")),
+        ("tokens", f"min {tokens['min']}  median {tokens['median']}  p95 {tokens['p95']}  max {tokens['max']}  (tokenizer of {resolved.ref})"),
+        ("truncated", f"{report['truncated']} of {report['examples']} at --max-length {report['max_length']}"),
+    ]
+    for key, value in lines:
+        click.echo(f"{key + ':':<11}{value}")
+    click.echo(f"example (line {report['example']['line']}; tokens in [[ ]] carry loss):")
+    click.echo(report["example"]["rendered"])
 
 
 @cli.group()

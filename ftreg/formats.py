@@ -101,12 +101,19 @@ def read_text(path: Path) -> str:
 def read_json_records(path: Path) -> list[tuple[int, object]]:
     """Read a JSON array or JSON Lines file into ``(line, value)`` pairs, each at its own line."""
     text = read_text(path)
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    if text.lstrip("\ufeff \t\r\n").startswith("["):
         return _json_array_records(path, text)
+    lines = text.splitlines()
+    if sum(1 for line in lines if line.strip()) > 1:
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            pass  # not one JSON value: JSON Lines, checked line by line below
+        else:
+            raise DatasetError(f"{path}:1: the file is one JSON {type(whole).__name__}; expected a JSON array of records or JSON Lines")
     problems = Problems(path)
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -193,6 +200,10 @@ def detect_format(path: Path, formats: dict[str, DatasetFormat]) -> DatasetForma
     best = [name for score, name in scores if score > 0 and score == scores[0][0]]
     if len(best) == 1:
         return formats[best[0]]
+    if not best and looks_like_json(sample):
+        # Say what is wrong with the JSON itself (line and column) before blaming its shape.
+        if not read_json_records(path):
+            raise DatasetError(f"{path}: the dataset has no examples")
     listing = ", ".join(f"{name} ({score:g})" for score, name in scores)
     problem = f"matches {' and '.join(best)} equally" if best else "matches no known format"
     raise DatasetError(f"{path}: the file {problem}; pass --format (scores: {listing})")

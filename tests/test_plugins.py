@@ -113,7 +113,7 @@ def test_entry_point_plugins_load_and_broken_ones_are_reported(site):
     assert infos["ftreg.plugins.strategies.lora8bit"]["error"] is None
     table = run_ftreg("plugins", env=site).stdout
     assert "BROKEN: ImportError: needs a missing library" in table
-    assert "Dataset formats: hello, instruction" in table
+    assert "Dataset formats: alpaca, chat, csv-qa, hello, instruction, text" in table
     assert run_ftreg("hello", env=site).stdout == "hello from a plugin\n"
     assert run_ftreg("list", env=site).returncode == 0  # broken plugins never break other commands
 

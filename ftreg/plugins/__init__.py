@@ -27,6 +27,10 @@ DATASET_FORMAT = "dataset format"
 TRAINING_STRATEGY = "training strategy"
 DEFAULT_PLUGINS = (
     "ftreg.plugins.formats.instruction",
+    "ftreg.plugins.formats.alpaca",
+    "ftreg.plugins.formats.text",
+    "ftreg.plugins.formats.csv_qa",
+    "ftreg.plugins.formats.chat",
     "ftreg.plugins.strategies.lora8bit",
 )
 

@@ -6,34 +6,44 @@ mistake costs seconds, not a training run; nothing is published unless training 
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Callable
 
 from ftreg import plugins
 from ftreg.bases import resolve_base
-from ftreg.data import dataset_path
-from ftreg.errors import DatasetError
+from ftreg.dataset import LoadedDataset, load_dataset
 from ftreg.registry import Entry, Registry
 from ftreg.training.examples import encode, split
 from ftreg.training.spec import TrainSpec
 from ftreg.training.strategy import TrainJob
 
 
-def train(spec: TrainSpec, registry: Registry, show_progress: bool = True) -> Entry:
+def _quiet(message: str) -> None:
+    pass
+
+
+def train(spec: TrainSpec, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet) -> Entry:
+    """Train and publish; ``notify`` receives one-line notes worth a user's attention."""
     strategy = plugins.get_training_strategy(spec.strategy)
-    dataset_format = plugins.get_dataset_format(spec.format)
-    path = dataset_path(spec.dataset)
-    examples = dataset_format.read(path)
-    if not examples:
-        raise DatasetError(f"{path}: the dataset has no examples")
+    dataset = load_dataset(spec.dataset, spec.format, spec.columns)
+    eval_dataset = load_dataset(spec.eval_dataset, dataset.format.name, spec.columns) if spec.eval_dataset else None
+    for loaded in filter(None, (dataset, eval_dataset)):
+        _notify_about(loaded, notify)
 
     base = resolve_base(spec.base, registry)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base.path)
-    max_length = min(spec.max_length, _context_length(base.path))
-    encoded, truncated = encode(examples, tokenizer, max_length)
-    train_set, eval_set = split(encoded, spec.eval_split, spec.seed)
+    max_length = min(spec.max_length, context_length(base.path))
+    encoded, truncated = encode(dataset.examples, tokenizer, max_length)
+    if eval_dataset is None:
+        train_set, eval_set = split(encoded, spec.eval_split, spec.seed)
+    else:
+        train_set = encoded
+        eval_set, eval_truncated = encode(eval_dataset.examples, tokenizer, max_length)
+        truncated += eval_truncated
+    if truncated:
+        notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (--max-length)")
 
     with registry.staging() as out:
         job = TrainJob(spec=spec, base=base, train=train_set, eval=eval_set, output_dir=out, show_progress=show_progress)
@@ -45,10 +55,8 @@ def train(spec: TrainSpec, registry: Registry, show_progress: bool = True) -> En
             base=base.ref,
             strategy=strategy.name,
             dataset={
-                "source": spec.dataset,
-                "format": dataset_format.name,
-                "fingerprint": "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
-                "examples": len(encoded),
+                **dataset.describe(),
+                "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
                 "train_examples": len(train_set),
                 "eval_examples": len(eval_set),
             },
@@ -56,14 +64,22 @@ def train(spec: TrainSpec, registry: Registry, show_progress: bool = True) -> En
             metrics=metrics,
             plugin_versions={
                 f"strategy:{strategy.name}": plugins.provider(plugins.TRAINING_STRATEGY, strategy.name),
-                f"format:{dataset_format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset_format.name),
+                f"format:{dataset.format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset.format.name),
             },
             base_fingerprint=base.fingerprint,
             base_source=base.source,
-            prompt_template=dataset_format.prompt_template,
+            prompt_template=dataset.format.prompt_template,
         )
 
 
-def _context_length(model_dir) -> int:
+def _notify_about(dataset: LoadedDataset, notify: Callable[[str], None]) -> None:
+    if dataset.detected:
+        notify(f"{dataset.path}: detected format {dataset.format.name!r}")
+    if dataset.duplicate_lines:
+        lines = ", ".join(map(str, dataset.duplicate_lines[:10])) + (", ..." if len(dataset.duplicate_lines) > 10 else "")
+        notify(f"warning: {dataset.path}: {len(dataset.duplicate_lines)} duplicate examples (lines {lines})")
+
+
+def context_length(model_dir) -> int:
     config = json.loads((model_dir / "config.json").read_text())
     return config.get("n_positions") or config.get("max_position_embeddings") or 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from ftreg.errors import ConfigError
 from ftreg.registry.names import validate_name
@@ -16,7 +16,9 @@ class TrainSpec:
     dataset: str
     name: str
     base: str | None = None  # registry ref, Hugging Face id, or local directory; None: the embedded base
-    format: str = "instruction"
+    format: str | None = None  # None: detected from the file's content
+    columns: dict[str, str] = field(default_factory=dict)  # field -> the file's name for it
+    eval_dataset: str | None = None  # held-out file; when set, eval_split is ignored
     # Defaults follow the common GPT-2 support-bot recipe.
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
@@ -49,9 +51,9 @@ class TrainSpec:
         self._require(0 <= self.lora_dropout < 1, "lora_dropout", "must be in [0, 1)")
         self._require(self.lr_scheduler in SCHEDULERS, "lr_scheduler", f"must be one of {', '.join(SCHEDULERS)}")
 
-    def _require(self, ok: bool, field: str, rule: str) -> None:
+    def _require(self, ok: bool, name: str, rule: str) -> None:
         if not ok:
-            raise ConfigError(f"{field} {rule}, got {getattr(self, field)!r}")
+            raise ConfigError(f"{name} {rule}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

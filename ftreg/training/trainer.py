@@ -19,14 +19,21 @@ def to_dataset(examples: list[EncodedExample]):
     return Dataset.from_dict({"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]})
 
 
-def collator(tokenizer):
-    from transformers import DataCollatorForSeq2Seq
+def packing_collator():
+    """Padding-free batches: each batch's examples are concatenated into one row.
 
-    # Pads each batch to its own longest example; labels are padded with IGNORE_INDEX.
-    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, padding="longest")
+    Positions restart at 0 for every example, and with no attention mask and no KV cache,
+    transformers turns those position_ids into a block-diagonal causal mask, so packed examples
+    never attend to each other (tests/test_packing.py checks the logits). The first label of
+    every example is IGNORE_INDEX, so no example learns to predict across a boundary.
+    """
+    from transformers import DataCollatorWithFlattening
+
+    return DataCollatorWithFlattening(separator_id=IGNORE_INDEX)
 
 
 def training_arguments(spec: TrainSpec, scratch_dir: str, show_progress: bool, **overrides):
+    import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
@@ -46,18 +53,20 @@ def training_arguments(spec: TrainSpec, scratch_dir: str, show_progress: bool, *
         logging_steps=spec.logging_steps,
         save_strategy="no",  # the registry is where results go
         report_to="none",
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning only helps copies to a GPU
         disable_tqdm=not show_progress,
         **overrides,
     )
 
 
-def run_trainer(model, tokenizer, job: TrainJob, **argument_overrides) -> dict[str, float]:
+def run_trainer(model, job: TrainJob, **argument_overrides) -> dict[str, float]:
     """Train ``model`` on the job's examples, write training_args.json, return metrics."""
     from transformers import Trainer
 
+    model.config.use_cache = False  # a KV cache would disable the packed-sequence mask
     with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
         args = training_arguments(job.spec, scratch, job.show_progress, **argument_overrides)
-        trainer = Trainer(model=model, args=args, train_dataset=to_dataset(job.train), data_collator=collator(tokenizer))
+        trainer = Trainer(model=model, args=args, train_dataset=to_dataset(job.train), data_collator=packing_collator())
         result = trainer.train()
         runtime = result.metrics["train_runtime"]
         tokens_seen = sum(len(e.input_ids) for e in job.train) * trainer.state.epoch

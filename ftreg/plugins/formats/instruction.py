@@ -25,7 +25,12 @@ class InstructionFormat(DatasetFormat):
 
     def score(self, path: Path, sample: str) -> float:
         record = first_json_record(sample)
-        return 1.0 if isinstance(record, dict) and set(self.fields) <= set(record) else 0.0
+        if not isinstance(record, dict):
+            return 0.0
+        if set(self.fields) <= set(record):
+            return 1.0
+        # An instruction without Alpaca's "output" is most likely this format with a key missing.
+        return 0.5 if "instruction" in record and "output" not in record else 0.0
 
     def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Example]:
         problems = Problems(path)

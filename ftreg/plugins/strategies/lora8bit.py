@@ -26,14 +26,11 @@ class Lora8bitStrategy(TrainingStrategy):
     def train(self, job: TrainJob) -> dict[str, float]:
         import torch
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
         from ftreg.training.trainer import run_trainer
 
         spec = job.spec
-        tokenizer = AutoTokenizer.from_pretrained(job.base.path)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token  # GPT-2 has no pad token; padded positions carry no loss anyway
         device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
         model = AutoModelForCausalLM.from_pretrained(
             job.base.path, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map=device_map
@@ -59,7 +56,7 @@ class Lora8bitStrategy(TrainingStrategy):
         level = bnb_logger.level
         bnb_logger.setLevel(logging.ERROR)
         try:
-            metrics = run_trainer(model, tokenizer, job)
+            metrics = run_trainer(model, job)
         finally:
             bnb_logger.setLevel(level)
         model.save_pretrained(job.output_dir)
