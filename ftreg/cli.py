@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from ftreg import __version__, plugins
 from ftreg.adapters.compose import SamplingOptions
@@ -168,9 +169,12 @@ def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
 
 
 @cli.command()
-@click.option("--strategy", required=True, help="Training strategy (see `ftreg plugins`), e.g. lora8bit.")
-@click.option("--dataset", required=True, help="Dataset file, or builtin:NAME (builtin:support).")
-@click.option("--name", required=True, help="Registry name; the result is its next version.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML or YAML file of settings (keys as in --print-config); flags override it.")
+@click.option("--from", "parent", metavar="REF", help="Re-run the settings of this version (override any of them with flags) and record it as the parent.")
+@click.option("--print-config", is_flag=True, help="Print the effective settings as TOML and exit.")
+@click.option("--strategy", help="Training strategy (see `ftreg plugins`), e.g. lora8bit.")
+@click.option("--dataset", help="Dataset file, or builtin:NAME (builtin:support).")
+@click.option("--name", help="Registry name; the result is its next version.")
 @click.option("--base", default=None, help="Base: registry checkpoint, Hugging Face id (gpt2) or directory. Default: the embedded tiny-gpt2.")
 @click.option("--format", "format_", help="Dataset format (see `ftreg plugins`). Default: detected from the content.")
 @click.option("--column", "columns", multiple=True, callback=_parse_columns, metavar="FIELD=NAME", help="Read FIELD from the file's column/key NAME, e.g. question=Q. Repeatable.")
@@ -188,15 +192,30 @@ def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--logging-steps", type=int, default=TrainSpec.logging_steps, show_default=True)
 @click.option("--max-length", type=int, default=TrainSpec.max_length, show_default=True, help="Truncate examples to this many tokens.")
 @click.option("--eval-split", type=float, default=TrainSpec.eval_split, show_default=True, help="Fraction held out for eval loss.")
+@click.option("--eval-steps", type=int, default=TrainSpec.eval_steps, show_default=True, help="scratch: evaluate every N steps.")
+@click.option("--patience", type=int, default=TrainSpec.patience, show_default=True, help="scratch: stop after N evaluations without improvement (0: never).")
+@click.option("--init", help="scratch: start from random weights: config:tiny or a GPT-2 config.json.")
 @click.option("--lora-r", type=int, default=TrainSpec.lora_r, show_default=True)
 @click.option("--lora-alpha", type=int, default=TrainSpec.lora_alpha, show_default=True)
 @click.option("--lora-dropout", type=float, default=TrainSpec.lora_dropout, show_default=True)
-@pass_registry
-def train(registry: Registry, format_: str, **options) -> None:
+@click.pass_context
+def train(ctx: click.Context, config_file: Path | None, parent: str | None, print_config: bool, **options) -> None:
     """Train a model and publish it as the next version of --name."""
+    from ftreg.training.config import effective_spec, to_toml
     from ftreg.training.run import train as run_training
 
-    entry = run_training(TrainSpec(format=format_, **options), registry, notify=lambda note: click.echo(note, err=True))
+    registry: Registry = ctx.obj
+    explicit = {
+        ("format" if key == "format_" else key): value
+        for key, value in options.items()
+        if ctx.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    parent_entry = registry.resolve(parent) if parent else None
+    spec = effective_spec(explicit, config_file, parent_entry)
+    if print_config:
+        click.echo(to_toml(spec), nl=False)
+        return
+    entry = run_training(spec, registry, notify=lambda note: click.echo(note, err=True), parent=parent_entry)
     click.echo(entry.ref)
 
 

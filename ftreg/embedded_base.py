@@ -156,6 +156,8 @@ def pretrain(recipe: BaseRecipe, out: Path, show_progress: bool = True) -> dict:
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from ftreg.training.loop import parameter_groups
+
     documents = corpus_documents()
     tokenizer = train_tokenizer(documents, recipe.vocab_size)
     eot = tokenizer.eos_token_id
@@ -177,16 +179,7 @@ def pretrain(recipe: BaseRecipe, out: Path, show_progress: bool = True) -> dict:
         pad_token_id=eot,
     )
     model = GPT2LMHeadModel(config)
-    # Decay only matrices. Decaying the (tied) embeddings keeps their norm small, which caps how
-    # confident the logits can get; adapters trained later cannot undo that, as they leave them frozen.
-    decays = {n: p.dim() == 2 and not n.startswith(("transformer.wte", "transformer.wpe")) for n, p in model.named_parameters()}
-    decayed = [p for n, p in model.named_parameters() if decays[n]]
-    undecayed = [p for n, p in model.named_parameters() if not decays[n]]
-    optimizer = torch.optim.AdamW(
-        [{"params": decayed, "weight_decay": 0.1}, {"params": undecayed, "weight_decay": 0.0}],
-        lr=recipe.learning_rate,
-        betas=(0.9, 0.95),
-    )
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.1), lr=recipe.learning_rate, betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(recipe.warmup_steps, recipe.steps))
     sampler = torch.Generator().manual_seed(recipe.seed)
 

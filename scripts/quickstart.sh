@@ -18,6 +18,7 @@ questions=(
 for question in "${questions[@]}"; do
   echo
   echo "Q: $question"
-  echo "  base (tiny-gpt2): $(ftreg generate --base tiny-gpt2 --format instruction --greedy --max-new-tokens 48 "$question")"
-  echo "  adapter (support): $(ftreg generate --adapter support --greedy --max-new-tokens 48 "$question")"
+  # One line per answer, so the two sit side by side.
+  echo "  base (tiny-gpt2):  $(ftreg generate --base tiny-gpt2 --format instruction --greedy --max-new-tokens 48 "$question" | tr -s '\n' ' ')"
+  echo "  adapter (support): $(ftreg generate --adapter support --greedy --max-new-tokens 48 "$question" | tr -s '\n' ' ')"
 done

@@ -121,6 +121,6 @@ def test_bad_datasets_publish_nothing(cli_run, embedded_base, registry, tmp_path
 
 def test_bad_settings_name_the_field(cli_run, embedded_base, dataset):
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "support", "--epochs", "0"), r"epochs must be > 0")
-    _one_line_error(cli_run("train", "--strategy", "nope", "--dataset", dataset, "--name", "support"), r"unknown training strategy 'nope'; available: lora8bit")
+    _one_line_error(cli_run("train", "--strategy", "nope", "--dataset", dataset, "--name", "support"), r"unknown training strategy 'nope'; available: full-fp16, lora8bit, scratch")
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", "builtin:nope", "--name", "support"), r"unknown built-in dataset")
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "Bad/Name"), r"invalid name 'Bad/Name'")

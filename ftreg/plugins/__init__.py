@@ -32,6 +32,8 @@ DEFAULT_PLUGINS = (
     "ftreg.plugins.formats.csv_qa",
     "ftreg.plugins.formats.chat",
     "ftreg.plugins.strategies.lora8bit",
+    "ftreg.plugins.strategies.full_fp16",
+    "ftreg.plugins.strategies.scratch",
 )
 
 pm = pluggy.PluginManager("ftreg")

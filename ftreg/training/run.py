@@ -22,8 +22,13 @@ def _quiet(message: str) -> None:
     pass
 
 
-def train(spec: TrainSpec, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet) -> Entry:
-    """Train and publish; ``notify`` receives one-line notes worth a user's attention."""
+def train(
+    spec: TrainSpec, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet, parent: Entry | None = None
+) -> Entry:
+    """Train and publish; ``notify`` receives one-line notes worth a user's attention.
+
+    ``parent`` is the version whose settings this run re-used (`ftreg train --from`), kept as lineage.
+    """
     strategy = plugins.get_training_strategy(spec.strategy)
     dataset = load_dataset(spec.dataset, spec.format, spec.columns)
     eval_dataset = load_dataset(spec.eval_dataset, dataset.format.name, spec.columns) if spec.eval_dataset else None
@@ -46,7 +51,7 @@ def train(spec: TrainSpec, registry: Registry, show_progress: bool = True, notif
         notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (--max-length)")
 
     with registry.staging() as out:
-        job = TrainJob(spec=spec, base=base, train=train_set, eval=eval_set, output_dir=out, show_progress=show_progress)
+        job = TrainJob(spec=spec, base=base, train=train_set, eval=eval_set, output_dir=out, show_progress=show_progress, notify=notify)
         metrics = {**strategy.train(job), "truncated_examples": truncated}
         return registry.publish(
             out,
@@ -69,6 +74,7 @@ def train(spec: TrainSpec, registry: Registry, show_progress: bool = True, notif
             base_fingerprint=base.fingerprint,
             base_source=base.source,
             prompt_template=dataset.format.prompt_template,
+            parent=parent.ref if parent else None,
         )
 
 

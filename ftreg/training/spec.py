@@ -33,6 +33,9 @@ class TrainSpec:
     logging_steps: int = 50
     max_length: int = 256
     eval_split: float = 0.1
+    eval_steps: int = 50  # scratch: evaluate every N optimizer steps
+    patience: int = 0  # scratch: stop after N evaluations without improvement (0: never)
+    init: str | None = None  # scratch: "config:tiny" or a config.json to start from random weights
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -42,9 +45,10 @@ class TrainSpec:
         self._require(self.epochs > 0, "epochs", "must be > 0")
         self._require(self.max_steps == -1 or self.max_steps > 0, "max_steps", "must be -1 (use epochs) or > 0")
         self._require(0 < self.learning_rate < 1, "learning_rate", "must be in (0, 1)")
-        for name in ("batch_size", "grad_accum", "logging_steps", "max_length", "lora_r", "lora_alpha"):
+        for name in ("batch_size", "grad_accum", "logging_steps", "max_length", "eval_steps", "lora_r", "lora_alpha"):
             self._require(getattr(self, name) >= 1, name, "must be >= 1")
         self._require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        self._require(self.patience >= 0, "patience", "must be >= 0")
         self._require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0")
         self._require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         self._require(0 <= self.eval_split < 1, "eval_split", "must be in [0, 1)")

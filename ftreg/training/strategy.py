@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ class TrainJob:
     eval: list[EncodedExample]
     output_dir: Path  # write the artifact here; the registry publishes it afterwards
     show_progress: bool = True
+    notify: Callable[[str], None] = print  # one-line notes for the user (the CLI prints them to stderr)
 
 
 class TrainingStrategy:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ftreg.training.examples import IGNORE_INDEX, EncodedExample
+from ftreg.training.flops import model_flops_utilisation
 from ftreg.training.spec import TrainSpec
 from ftreg.training.strategy import TrainJob
 
@@ -76,6 +77,9 @@ def run_trainer(model, job: TrainJob, **argument_overrides) -> dict[str, float]:
             "train_steps": result.global_step,
             "train_tokens_per_s": tokens_seen / runtime,
         }
+        utilisation = model_flops_utilisation(model.num_parameters(), metrics["train_tokens_per_s"])
+        if utilisation is not None:
+            metrics["mfu"] = utilisation
         if job.eval:
             metrics["eval_loss"] = trainer.evaluate(to_dataset(job.eval))["eval_loss"]
     arguments = {key: value for key, value in args.to_dict().items() if key != "output_dir"}

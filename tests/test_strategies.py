@@ -1,0 +1,77 @@
+"""full-fp16 and scratch: train end to end from the CLI, publish checkpoints that generate."""
+
+import json
+
+import pytest
+
+from conftest import write_json
+from test_train_generate import PAIRS
+
+QUICK = ["--max-steps", "3", "--batch-size", "2", "--grad-accum", "2", "--eval-split", "0.34"]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_json(tmp_path / "support.json", PAIRS)
+
+
+def _train(cli_run, *args):
+    result = cli_run("train", *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _loads_with_plain_transformers(entry):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(entry.path)
+    tokenizer = AutoTokenizer.from_pretrained(entry.path)
+    return model, tokenizer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["full-fp16", "scratch"])
+def test_checkpoint_strategies_publish_models_that_generate(strategy, cli_run, embedded_base, registry, dataset):
+    result = _train(cli_run, "--strategy", strategy, "--dataset", dataset, "--name", "full", *QUICK)
+    entry = registry.resolve("full")
+    assert entry.kind == "checkpoint" and entry.strategy == strategy and entry.base == "tiny-gpt2-v1"
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(entry.manifest["files"])
+    assert {"train_loss", "eval_loss", "train_tokens_per_s"} <= set(entry.metrics) and entry.metrics["train_tokens_per_s"] > 0
+    model, tokenizer = _loads_with_plain_transformers(entry)
+    assert model.num_parameters() == embedded_base.metrics["parameters"]
+    if strategy == "full-fp16":
+        assert "no CUDA device, so training runs in fp32" in result.stderr
+    generated = cli_run("generate", "--adapter", "full", "--greedy", "--max-new-tokens", "5", "--json", "Is shipping free?")
+    assert generated.exit_code == 0, generated.output
+    assert json.loads(generated.stdout)[0]["model"] == "full-v1"
+
+
+@pytest.mark.slow
+def test_scratch_from_random_weights_with_loss_curve(cli_run, embedded_base, registry, dataset):
+    _train(cli_run, "--strategy", "scratch", "--init", "config:tiny", "--dataset", dataset, "--name", "fresh", "--eval-steps", "1", *QUICK)
+    entry = registry.resolve("fresh")
+    assert (entry.path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = json.loads((entry.path / "train_log.json").read_text())
+    assert [step for step, _ in log["train"]] == [1, 2, 3] and [step for step, _ in log["eval"]] == [1, 2, 3]
+    assert entry.metrics["eval_loss"] == pytest.approx(min(loss for _, loss in log["eval"]), rel=1e-5)
+    # Random init: the weights differ from the base's, the shape is the preset's.
+    model, _ = _loads_with_plain_transformers(entry)
+    assert model.config.n_embd == 128 and model.config.n_layer == 4
+
+
+@pytest.mark.slow
+def test_scratch_stops_early_and_keeps_the_best_weights(cli_run, embedded_base, registry, dataset):
+    # A learning rate this high makes eval loss rise after the first steps.
+    result = _train(cli_run, "--strategy", "scratch", "--dataset", dataset, "--name", "early", "--max-steps", "12",
+                    "--eval-steps", "1", "--patience", "2", "--learning-rate", "0.5", "--grad-accum", "1", "--eval-split", "0.34")
+    entry = registry.resolve("early")
+    log = json.loads((entry.path / "train_log.json").read_text())
+    assert entry.metrics["train_steps"] < 12 and "stopped at step" in result.stderr
+    evals = [loss for _, loss in log["eval"]]
+    assert entry.metrics["eval_loss"] == pytest.approx(min(evals), rel=1e-5)
+    assert evals[-1] > min(evals)
+
+
+def test_scratch_rejects_unknown_init(cli_run, embedded_base, dataset):
+    result = cli_run("train", "--strategy", "scratch", "--init", "config:huge", "--dataset", dataset, "--name", "x", "--max-steps", "1")
+    assert result.exit_code == 2 and "unknown preset; available: config:tiny" in result.stderr
