@@ -26,6 +26,7 @@ test: install
 bench: install
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/strategy_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

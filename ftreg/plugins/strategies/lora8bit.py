@@ -8,6 +8,7 @@ loads onto the full-precision base.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 
@@ -35,6 +36,13 @@ class Lora8bitStrategy(TrainingStrategy):
         model = AutoModelForCausalLM.from_pretrained(
             job.base.path, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map=device_map
         )
+        if not torch.cuda.is_available():
+            # On CPU the unquantized tensors (embeddings, LayerNorms, biases) alias the memory-mapped
+            # checkpoint, which keeps every page read during quantization resident. Copying them
+            # releases the mapping: on a 124M model that is a third of the peak memory.
+            for tensor in itertools.chain(model.parameters(), model.buffers()):
+                if tensor.dtype != torch.int8:
+                    tensor.data = tensor.data.clone()
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         lora = LoraConfig(
             r=spec.lora_r,
