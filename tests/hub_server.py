@@ -379,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"{self.hub.url}/{URL_PREFIX[repo_type]}{repo_id}"
         with self.hub.store.lock:
             if (repo_type, repo_id) in self.hub.store.repos:
-                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}", headers={})
+                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}")
             private = payload.get("visibility", "private" if payload.get("private") else "public") != "public"
             self.hub.store.repos[(repo_type, repo_id)] = self.hub.store.create(repo_type, repo_id, private)
         self._json({"url": url, "name": repo_id, "id": repo_id})
@@ -409,11 +409,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._create_tag(repo, revision, json.loads(body or b"{}"))
             if "create_pr" in self.query:
                 raise HubError(400, "FakeHub does not support pull requests (create_pr)")
-            if action == "preupload":
-                head = repo["commits"][self._revision(repo, revision)]["files"]
+            if action == "preupload":  # every file "regular": sent base64 in the commit, no LFS/Xet
+                sha = self._revision(repo, revision)
+                head = repo["commits"][sha]["files"]
                 files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
                           "oid": head.get(f["path"])} for f in json.loads(body)["files"]]
-                return self._json({"files": files, "commitOid": self._revision(repo, revision)})
+                return self._json({"files": files, "commitOid": sha})
             return self._commit(repo, revision, body)
         raise HubError(404, f"FakeHub does not implement {method} {self.path}")
 

@@ -14,7 +14,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hub_server import HUB_TOKEN, hub  # noqa: F401  (hub is a fixture)
+from hub_server import FakeHub, configure_client, hub  # noqa: F401  (hub is a fixture)
 
 REPO = "alice/tiny-adapter"
 PATTERNS = ["*.safetensors", "*.json", "README.md"]
@@ -218,3 +218,13 @@ def test_range_requests_and_head(hub, published):
     assert part.status_code == 206 and part.content == body[5:]
     assert part.headers["Content-Range"] == f"bytes 5-{len(body) - 1}/{len(body)}"
     assert httpx2.get(url, headers={"Range": f"bytes={len(body)}-"}).status_code == 416
+
+
+def test_storage_survives_a_restart(hub, published, tmp_path, monkeypatch):
+    first, _ = published
+    hub.stop()
+    with FakeHub(tmp_path / "fake-hub") as again:  # same root as the `hub` fixture's
+        configure_client(monkeypatch, again, tmp_path / "hf-home")
+        assert again.repo_files(REPO, "v1")["adapter_config.json"] == adapter_files(1)["adapter_config.json"]
+        path = snapshot_download(REPO, revision="v1", allow_patterns=PATTERNS, cache_dir=tmp_path / "fresh")
+        assert Path(path).name == first and read_snapshot(path) == adapter_files(1)
