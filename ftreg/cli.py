@@ -6,7 +6,9 @@ commands that need them, so ``--help``, ``list``, ``show`` and ``plugins`` start
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -215,8 +217,12 @@ def train(ctx: click.Context, config_file: Path | None, parent: str | None, prin
     if print_config:
         click.echo(to_toml(spec), nl=False)
         return
-    entry = run_training(spec, registry, notify=lambda note: click.echo(note, err=True), parent=parent_entry)
-    click.echo(entry.ref)
+    # Training libraries print progress and logs to stdout; stdout is kept for the new reference alone,
+    # so that `ref=$(ftreg train ...)` works.
+    with contextlib.redirect_stdout(sys.stderr):
+        entry = run_training(spec, registry, notify=lambda note: click.echo(note, err=True), parent=parent_entry)
+    if entry is not None:
+        click.echo(entry.ref)
 
 
 @cli.command()

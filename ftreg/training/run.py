@@ -7,6 +7,7 @@ mistake costs seconds, not a training run; nothing is published unless training 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 from ftreg import plugins
@@ -24,8 +25,10 @@ def _quiet(message: str) -> None:
 
 def train(
     spec: TrainSpec, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet, parent: Entry | None = None
-) -> Entry:
+) -> Entry | None:
     """Train and publish; ``notify`` receives one-line notes worth a user's attention.
+
+    Returns None on the ranks of a distributed run that do not publish.
 
     ``parent`` is the version whose settings this run re-used (`ftreg train --from`), kept as lineage.
     """
@@ -53,6 +56,8 @@ def train(
     with registry.staging() as out:
         job = TrainJob(spec=spec, base=base, train=train_set, eval=eval_set, output_dir=out, show_progress=show_progress, notify=notify)
         metrics = {**strategy.train(job), "truncated_examples": truncated}
+        if not is_main_process():
+            return None  # under torchrun/accelerate every rank trains; one publishes
         return registry.publish(
             out,
             name=spec.name,
@@ -76,6 +81,11 @@ def train(
             prompt_template=dataset.format.prompt_template,
             parent=parent.ref if parent else None,
         )
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of a distributed launch (torchrun and accelerate set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _notify_about(dataset: LoadedDataset, notify: Callable[[str], None]) -> None:

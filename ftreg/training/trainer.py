@@ -55,6 +55,8 @@ def training_arguments(spec: TrainSpec, scratch_dir: str, show_progress: bool, *
         save_strategy="no",  # the registry is where results go
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning only helps copies to a GPU
+        # Said explicitly on a CPU-only machine so that under torchrun accelerate picks gloo data parallelism.
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
         disable_tqdm=not show_progress,
         **overrides,
     )
