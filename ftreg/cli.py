@@ -145,6 +145,31 @@ def tag(registry: Registry, ref: str, alias: str) -> None:
     click.echo(f"{entry.name}@{alias} -> {entry.ref}")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_registry
+def runs(registry: Registry, as_json: bool) -> None:
+    """List training runs: running, finished, failed, interrupted (resumable with --resume)."""
+    from ftreg.training.runs import list_runs
+
+    found = [run.to_json() for run in list_runs(registry)]
+    if as_json:
+        _echo_json(found)
+        return
+    rows = [
+        [
+            run["id"],
+            run["settings"]["strategy"],
+            run["status"] + (" (resumable)" if run["resumable"] else ""),
+            str(run["newest_checkpoint_step"] or ""),
+            run["published"] or "",
+            run["started_at"].replace("T", " ").removesuffix("+00:00"),
+        ]
+        for run in found
+    ]
+    click.echo(_table(["RUN", "STRATEGY", "STATUS", "CHECKPOINT", "PUBLISHED", "STARTED (UTC)"], rows))
+
+
 @cli.command(name="plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def plugins_(as_json: bool) -> None:
@@ -174,6 +199,7 @@ def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML or YAML file of settings (keys as in --print-config); flags override it.")
 @click.option("--from", "parent", metavar="REF", help="Re-run the settings of this version (override any of them with flags) and record it as the parent.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML and exit.")
+@click.option("--resume", "resume_run", metavar="RUN", help="Continue an interrupted run (see `ftreg runs`) from its newest complete checkpoint.")
 @click.option("--strategy", help="Training strategy (see `ftreg plugins`), e.g. lora8bit.")
 @click.option("--dataset", help="Dataset file, or builtin:NAME (builtin:support).")
 @click.option("--name", help="Registry name; the result is its next version.")
@@ -194,6 +220,8 @@ def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--logging-steps", type=int, default=TrainSpec.logging_steps, show_default=True)
 @click.option("--max-length", type=int, default=TrainSpec.max_length, show_default=True, help="Truncate examples to this many tokens.")
 @click.option("--eval-split", type=float, default=TrainSpec.eval_split, show_default=True, help="Fraction held out for eval loss.")
+@click.option("--save-steps", type=int, default=TrainSpec.save_steps, show_default=True, help="Write a resumable checkpoint every N steps (0: never).")
+@click.option("--save-total-limit", type=int, default=TrainSpec.save_total_limit, show_default=True, help="Keep only the newest K checkpoints.")
 @click.option("--eval-steps", type=int, default=TrainSpec.eval_steps, show_default=True, help="scratch: evaluate every N steps.")
 @click.option("--patience", type=int, default=TrainSpec.patience, show_default=True, help="scratch: stop after N evaluations without improvement (0: never).")
 @click.option("--init", help="scratch: start from random weights: config:tiny or a GPT-2 config.json.")
@@ -201,26 +229,36 @@ def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--lora-alpha", type=int, default=TrainSpec.lora_alpha, show_default=True)
 @click.option("--lora-dropout", type=float, default=TrainSpec.lora_dropout, show_default=True)
 @click.pass_context
-def train(ctx: click.Context, config_file: Path | None, parent: str | None, print_config: bool, **options) -> None:
+def train(ctx: click.Context, config_file: Path | None, parent: str | None, print_config: bool, resume_run: str | None, **options) -> None:
     """Train a model and publish it as the next version of --name."""
     from ftreg.training.config import effective_spec, to_toml
     from ftreg.training.run import train as run_training
+    from ftreg.training.runs import load_run
 
     registry: Registry = ctx.obj
-    explicit = {
-        ("format" if key == "format_" else key): value
-        for key, value in options.items()
-        if ctx.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    }
-    parent_entry = registry.resolve(parent) if parent else None
-    spec = effective_spec(explicit, config_file, parent_entry)
+    run = None
+    if resume_run:
+        # A resumed run continues with exactly the settings it started with.
+        run = load_run(registry, resume_run)
+        if not run.resumable:
+            raise UserError(f"run {run.id} is {run.status}; only an interrupted or failed run with a checkpoint can be resumed")
+        spec = TrainSpec(**run.record["settings"])
+        parent_entry = registry.resolve(run.record["parent"]) if run.record["parent"] else None
+    else:
+        explicit = {
+            ("format" if key == "format_" else key): value
+            for key, value in options.items()
+            if ctx.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        }
+        parent_entry = registry.resolve(parent) if parent else None
+        spec = effective_spec(explicit, config_file, parent_entry)
     if print_config:
         click.echo(to_toml(spec), nl=False)
         return
     # Training libraries print progress and logs to stdout; stdout is kept for the new reference alone,
     # so that `ref=$(ftreg train ...)` works.
     with contextlib.redirect_stdout(sys.stderr):
-        entry = run_training(spec, registry, notify=lambda note: click.echo(note, err=True), parent=parent_entry)
+        entry = run_training(spec, registry, notify=lambda note: click.echo(note, err=True), parent=parent_entry, resume=run)
     if entry is not None:
         click.echo(entry.ref)
 

@@ -124,3 +124,12 @@ def test_bad_settings_name_the_field(cli_run, embedded_base, dataset):
     _one_line_error(cli_run("train", "--strategy", "nope", "--dataset", dataset, "--name", "support"), r"unknown training strategy 'nope'; available: full-fp16, lora8bit, scratch")
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", "builtin:nope", "--name", "support"), r"unknown built-in dataset")
     _one_line_error(cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "Bad/Name"), r"invalid name 'Bad/Name'")
+
+
+@pytest.mark.slow
+def test_same_seed_same_adapter(cli_run, embedded_base, registry, dataset):
+    _train(cli_run, dataset)
+    _train(cli_run, dataset)
+    _train(cli_run, dataset, "--seed", "7")
+    digests = [e.manifest["files"]["adapter_model.safetensors"]["sha256"] for e in registry.entries("support")]
+    assert digests[0] == digests[1] != digests[2]

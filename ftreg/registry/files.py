@@ -41,3 +41,11 @@ def write_json(path: Path, data) -> None:
 def artifact_files(root: Path) -> list[Path]:
     """Every regular file below ``root``, as sorted relative paths."""
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def write_json_atomically(path: Path, data) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    write_json(temporary, data)
+    fsync_file(temporary)
+    os.replace(temporary, path)

@@ -2,15 +2,20 @@
 
 AdamW with decoupled weight decay on matrices only, warmup then linear or cosine decay,
 gradient accumulation, clipping, periodic evaluation, early stopping that keeps the best
-weights, and a per-step loss log for the loss curve.
+weights, a per-step loss log for the loss curve, and checkpoints that resume exactly.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ftreg.training.examples import IGNORE_INDEX, EncodedExample
 from ftreg.training.spec import TrainSpec
@@ -26,6 +31,7 @@ class LoopResult:
     stopped_early: bool = False
     tokens: int = 0
     seconds: float = 0.0
+    evals_without_improvement: int = 0
 
 
 def parameter_groups(model, weight_decay: float) -> list[dict]:
@@ -62,7 +68,15 @@ def micro_batches(examples: list[EncodedExample], batch_size: int, seed: int) ->
         epoch += 1
 
 
-def train_loop(model, spec: TrainSpec, train: list[EncodedExample], eval_set: list[EncodedExample], progress=None) -> LoopResult:
+def train_loop(
+    model,
+    spec: TrainSpec,
+    train: list[EncodedExample],
+    eval_set: list[EncodedExample],
+    progress=None,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
+) -> LoopResult:
     import torch
     from transformers import get_scheduler
 
@@ -73,11 +87,17 @@ def train_loop(model, spec: TrainSpec, train: list[EncodedExample], eval_set: li
     scheduler = get_scheduler(spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps, num_training_steps=steps)
     batches = micro_batches(train, spec.batch_size, spec.seed)
     result = LoopResult(steps=0)
-    best_state, evals_without_improvement = None, 0
-    started = time.perf_counter()
+    best_state = None
+    if resume_from is not None:
+        result, best_state = _load_checkpoint(resume_from, model, optimizer, scheduler)
+        for _ in range(result.steps * spec.grad_accum):
+            next(batches)  # the data position: the same micro-batches an uninterrupted run would see next
+        if progress is not None:
+            progress.update(result.steps)
+    started = time.perf_counter() - result.seconds
 
     model.train()
-    for step in range(1, steps + 1):
+    for step in range(result.steps + 1, steps + 1):
         step_loss = 0.0
         for _ in range(spec.grad_accum):
             batch = next(batches)
@@ -95,23 +115,70 @@ def train_loop(model, spec: TrainSpec, train: list[EncodedExample], eval_set: li
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
 
+        stop = False
         if eval_set and (step % spec.eval_steps == 0 or step == steps):
             eval_loss = evaluate(model, collate, eval_set, spec.batch_size)
             result.eval_losses.append((step, eval_loss))
             if result.best_eval_loss is None or eval_loss < result.best_eval_loss:
-                result.best_eval_loss, evals_without_improvement = eval_loss, 0
+                result.best_eval_loss, result.evals_without_improvement = eval_loss, 0
                 if spec.patience:
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
-                evals_without_improvement += 1
-                if spec.patience and evals_without_improvement >= spec.patience:
-                    result.stopped_early = True
-                    break
+                result.evals_without_improvement += 1
+                stop = bool(spec.patience) and result.evals_without_improvement >= spec.patience
+        if checkpoint_dir is not None and spec.save_steps and step % spec.save_steps == 0 and step < steps and not stop:
+            result.seconds = time.perf_counter() - started
+            _save_checkpoint(checkpoint_dir, spec.save_total_limit, result, model, optimizer, scheduler, best_state)
+        if stop:
+            result.stopped_early = True
+            break
 
     result.seconds = time.perf_counter() - started
     if best_state is not None:
         model.load_state_dict(best_state)  # early stopping publishes the best weights, not the last
     return result
+
+
+def _save_checkpoint(directory: Path, keep: int, result: LoopResult, model, optimizer, scheduler, best_state) -> None:
+    """Write step-N atomically (a temporary directory renamed into place), then drop all but the newest ``keep``."""
+    import torch
+    from safetensors.torch import save_file, save_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f".tmp-step-{result.steps}-{uuid.uuid4().hex[:8]}"
+    temporary.mkdir()
+    save_model(model, str(temporary / "model.safetensors"))  # handles GPT-2's tied embeddings
+    if best_state is not None:
+        save_file({k: v.contiguous() for k, v in best_state.items() if k != "lm_head.weight"}, str(temporary / "best.safetensors"))
+    # Optimizer and scheduler state are the run's own files, read back with weights_only=True.
+    torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
+    torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
+    save_file({"torch": torch.get_rng_state()}, str(temporary / "rng.safetensors"))
+    (temporary / "loop_state.json").write_text(json.dumps(asdict(result)))
+    for file in temporary.iterdir():
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.rename(temporary, directory / f"step-{result.steps}")
+    complete = sorted((int(p.name.removeprefix("step-")), p) for p in directory.glob("step-*"))
+    for _, old in complete[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[LoopResult, dict | None]:
+    import torch
+    from safetensors.torch import load_file, load_model
+
+    load_model(model, str(path / "model.safetensors"))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch"])
+    state = json.loads((path / "loop_state.json").read_text())
+    result = LoopResult(**{**state, "train_losses": [tuple(x) for x in state["train_losses"]], "eval_losses": [tuple(x) for x in state["eval_losses"]]})
+    best_state = None
+    if (path / "best.safetensors").is_file():
+        best_state = load_file(str(path / "best.safetensors"))
+        best_state["lm_head.weight"] = best_state["transformer.wte.weight"]
+    return result, best_state
 
 
 def _loss(model, collate, batch: list[EncodedExample]):

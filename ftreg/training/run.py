@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Callable
 
 from ftreg import plugins
@@ -15,6 +16,7 @@ from ftreg.bases import resolve_base
 from ftreg.dataset import LoadedDataset, load_dataset
 from ftreg.registry import Entry, Registry
 from ftreg.training.examples import encode, split
+from ftreg.training.runs import Run, start_run
 from ftreg.training.spec import TrainSpec
 from ftreg.training.strategy import TrainJob
 
@@ -24,13 +26,18 @@ def _quiet(message: str) -> None:
 
 
 def train(
-    spec: TrainSpec, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet, parent: Entry | None = None
+    spec: TrainSpec,
+    registry: Registry,
+    show_progress: bool = True,
+    notify: Callable[[str], None] = _quiet,
+    parent: Entry | None = None,
+    resume: Run | None = None,
 ) -> Entry | None:
     """Train and publish; ``notify`` receives one-line notes worth a user's attention.
 
+    ``parent`` is the version whose settings this run re-used (`ftreg train --from`), kept as
+    lineage. ``resume`` continues an interrupted run from its newest complete checkpoint.
     Returns None on the ranks of a distributed run that do not publish.
-
-    ``parent`` is the version whose settings this run re-used (`ftreg train --from`), kept as lineage.
     """
     strategy = plugins.get_training_strategy(spec.strategy)
     dataset = load_dataset(spec.dataset, spec.format, spec.columns)
@@ -53,34 +60,58 @@ def train(
     if truncated:
         notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (--max-length)")
 
-    with registry.staging() as out:
-        job = TrainJob(spec=spec, base=base, train=train_set, eval=eval_set, output_dir=out, show_progress=show_progress, notify=notify)
-        metrics = {**strategy.train(job), "truncated_examples": truncated}
-        if not is_main_process():
-            return None  # under torchrun/accelerate every rank trains; one publishes
-        return registry.publish(
-            out,
-            name=spec.name,
-            kind=strategy.kind,
-            base=base.ref,
-            strategy=strategy.name,
-            dataset={
-                **dataset.describe(),
-                "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
-                "train_examples": len(train_set),
-                "eval_examples": len(eval_set),
-            },
-            config=spec.to_dict(),
-            metrics=metrics,
-            plugin_versions={
-                f"strategy:{strategy.name}": plugins.provider(plugins.TRAINING_STRATEGY, strategy.name),
-                f"format:{dataset.format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset.format.name),
-            },
-            base_fingerprint=base.fingerprint,
-            base_source=base.source,
-            prompt_template=dataset.format.prompt_template,
-            parent=parent.ref if parent else None,
-        )
+    run = None
+    if is_main_process():  # one run record per training, kept by the rank that publishes
+        run = resume or start_run(registry, spec.to_dict(), parent.ref if parent else None)
+        run.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None)
+        resume_from = run.newest_checkpoint() if resume else None
+        notify(f"run {run.id}" + (f": resuming from {resume_from.name}" if resume_from else ""))
+    try:
+        with registry.staging() as out:
+            job = TrainJob(
+                spec=spec,
+                base=base,
+                train=train_set,
+                eval=eval_set,
+                output_dir=out,
+                show_progress=show_progress,
+                notify=notify,
+                checkpoint_dir=run.checkpoint_dir if run else None,
+                resume_from=run.newest_checkpoint() if resume else None,
+            )
+            metrics = {**strategy.train(job), "truncated_examples": truncated}
+            if run is None:
+                return None  # under torchrun/accelerate every rank trains; rank 0 publishes
+            entry = registry.publish(
+                out,
+                name=spec.name,
+                kind=strategy.kind,
+                base=base.ref,
+                strategy=strategy.name,
+                dataset={
+                    **dataset.describe(),
+                    "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
+                    "train_examples": len(train_set),
+                    "eval_examples": len(eval_set),
+                },
+                config=spec.to_dict(),
+                metrics=metrics,
+                plugin_versions={
+                    f"strategy:{strategy.name}": plugins.provider(plugins.TRAINING_STRATEGY, strategy.name),
+                    f"format:{dataset.format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset.format.name),
+                },
+                base_fingerprint=base.fingerprint,
+                base_source=base.source,
+                prompt_template=dataset.format.prompt_template,
+                parent=parent.ref if parent else None,
+                run=run.id,
+            )
+    except BaseException as error:
+        if run is not None:
+            run.update(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    run.update(status="finished", published=entry.ref)
+    return entry
 
 
 def is_main_process() -> bool:

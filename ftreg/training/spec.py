@@ -33,6 +33,8 @@ class TrainSpec:
     logging_steps: int = 50
     max_length: int = 256
     eval_split: float = 0.1
+    save_steps: int = 0  # write a resumable checkpoint every N optimizer steps (0: never)
+    save_total_limit: int = 2  # keep only the newest K checkpoints
     eval_steps: int = 50  # scratch: evaluate every N optimizer steps
     patience: int = 0  # scratch: stop after N evaluations without improvement (0: never)
     init: str | None = None  # scratch: "config:tiny" or a config.json to start from random weights
@@ -49,6 +51,8 @@ class TrainSpec:
             self._require(getattr(self, name) >= 1, name, "must be >= 1")
         self._require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         self._require(self.patience >= 0, "patience", "must be >= 0")
+        self._require(self.save_steps >= 0, "save_steps", "must be >= 0")
+        self._require(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
         self._require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0")
         self._require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         self._require(0 <= self.eval_split < 1, "eval_split", "must be in [0, 1)")

@@ -20,6 +20,8 @@ class TrainJob:
     output_dir: Path  # write the artifact here; the registry publishes it afterwards
     show_progress: bool = True
     notify: Callable[[str], None] = print  # one-line notes for the user (the CLI prints them to stderr)
+    checkpoint_dir: Path | None = None  # where to write checkpoints every spec.save_steps (None: nowhere)
+    resume_from: Path | None = None  # a complete checkpoint of this run to continue from
 
 
 class TrainingStrategy:

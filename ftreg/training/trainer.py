@@ -12,6 +12,7 @@ from ftreg.training.spec import TrainSpec
 from ftreg.training.strategy import TrainJob
 
 TRAINING_ARGS_FILE = "training_args.json"  # the effective arguments, as JSON: never a pickled .bin
+TRAIN_LOG = "train_log.json"  # per-step losses: {"train": [[step, loss], ...], "eval": [...]}
 
 
 def to_dataset(examples: list[EncodedExample]):
@@ -33,12 +34,12 @@ def packing_collator():
     return DataCollatorWithFlattening(separator_id=IGNORE_INDEX)
 
 
-def training_arguments(spec: TrainSpec, scratch_dir: str, show_progress: bool, **overrides):
+def training_arguments(spec: TrainSpec, output_dir: str, show_progress: bool, checkpoints: bool, **overrides):
     import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=scratch_dir,
+        output_dir=output_dir,
         per_device_train_batch_size=spec.batch_size,
         per_device_eval_batch_size=spec.batch_size,
         gradient_accumulation_steps=spec.grad_accum,
@@ -52,7 +53,10 @@ def training_arguments(spec: TrainSpec, scratch_dir: str, show_progress: bool, *
         seed=spec.seed,
         data_seed=spec.seed,
         logging_steps=spec.logging_steps,
-        save_strategy="no",  # the registry is where results go
+        # Checkpoints exist to resume a run; the result goes to the registry.
+        save_strategy="steps" if checkpoints else "no",
+        save_steps=spec.save_steps or 500,
+        save_total_limit=spec.save_total_limit,
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning only helps copies to a GPU
         # Said explicitly on a CPU-only machine so that under torchrun accelerate picks gloo data parallelism.
@@ -67,10 +71,15 @@ def run_trainer(model, job: TrainJob, **argument_overrides) -> dict[str, float]:
     from transformers import Trainer
 
     model.config.use_cache = False  # a KV cache would disable the packed-sequence mask
+    checkpoints = job.checkpoint_dir is not None and job.spec.save_steps > 0
     with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
-        args = training_arguments(job.spec, scratch, job.show_progress, **argument_overrides)
+        output_dir = str(job.checkpoint_dir) if checkpoints else scratch
+        args = training_arguments(job.spec, output_dir, job.show_progress, checkpoints, **argument_overrides)
         trainer = Trainer(model=model, args=args, train_dataset=to_dataset(job.train), data_collator=packing_collator())
-        result = trainer.train()
+        # Resuming restores weights, optimizer, scheduler, RNG states and the data position; the
+        # Trainer reads those files with torch.load(weights_only=True), never as pickles.
+        result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+        history = trainer.state.log_history
         runtime = result.metrics["train_runtime"]
         tokens_seen = sum(len(e.input_ids) for e in job.train) * trainer.state.epoch
         metrics = {
@@ -86,4 +95,9 @@ def run_trainer(model, job: TrainJob, **argument_overrides) -> dict[str, float]:
             metrics["eval_loss"] = trainer.evaluate(to_dataset(job.eval))["eval_loss"]
     arguments = {key: value for key, value in args.to_dict().items() if key != "output_dir"}
     Path(job.output_dir, TRAINING_ARGS_FILE).write_text(json.dumps(arguments, indent=2, sort_keys=True, default=str) + "\n")
+    train_log = {
+        "train": [[entry["step"], entry["loss"]] for entry in history if "loss" in entry],
+        "eval": [[entry["step"], entry["eval_loss"]] for entry in history if "eval_loss" in entry],
+    }
+    Path(job.output_dir, TRAIN_LOG).write_text(json.dumps(train_log) + "\n")
     return {key: round(float(value), 6) for key, value in metrics.items()}

@@ -54,6 +54,7 @@ class Lora8bitStrategy(TrainingStrategy):
             fan_in_fan_out=True,
             task_type="CAUSAL_LM",
         )
+        torch.manual_seed(spec.seed)  # LoRA's A matrices start random: the same seed must give the same adapter
         with warnings.catch_warnings():
             # peft calls a transformers API that transformers has deprecated; nothing a user can act on.
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

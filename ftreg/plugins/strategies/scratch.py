@@ -16,7 +16,6 @@ from ftreg.training.strategy import TrainingStrategy, TrainJob
 
 PRESETS = {"tiny": {"n_positions": 256, "n_embd": 128, "n_layer": 4, "n_head": 4}}
 LOSS_CURVE = "loss.png"
-TRAIN_LOG = "train_log.json"
 
 
 class ScratchStrategy(TrainingStrategy):
@@ -31,17 +30,18 @@ class ScratchStrategy(TrainingStrategy):
 
         from ftreg.training.flops import model_flops_utilisation
         from ftreg.training.loop import plot_losses, total_steps, train_loop
+        from ftreg.training.trainer import TRAIN_LOG
 
         tokenizer = AutoTokenizer.from_pretrained(job.base.path)
         if job.spec.init:
-            model = _initialised(job.spec.init, tokenizer)
+            model = _initialised(job.spec.init, tokenizer, job.spec.seed)
         else:
             model = AutoModelForCausalLM.from_pretrained(job.base.path, dtype=torch.float32)
         model.config.use_cache = False  # a KV cache would disable the packed-sequence mask
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device)
         with tqdm(total=total_steps(job.spec, len(job.train)), desc="Training", unit="step", disable=not job.show_progress) as progress:
-            result = train_loop(model, job.spec, job.train, job.eval, progress)
+            result = train_loop(model, job.spec, job.train, job.eval, progress, job.checkpoint_dir, job.resume_from)
         if result.stopped_early:
             job.notify(f"scratch: eval loss stopped improving; stopped at step {result.steps}, kept the best weights")
 
@@ -66,7 +66,7 @@ class ScratchStrategy(TrainingStrategy):
         return {key: round(float(value), 6) for key, value in metrics.items()}
 
 
-def _initialised(init: str, tokenizer):
+def _initialised(init: str, tokenizer, seed: int):
     """A randomly initialised GPT-2 from a preset or a config file, sized to the base's tokenizer."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -83,7 +83,7 @@ def _initialised(init: str, tokenizer):
         settings = json.loads(path.read_text())
     eos = tokenizer.eos_token_id
     config = GPT2Config(**{**settings, "vocab_size": len(tokenizer), "bos_token_id": eos, "eos_token_id": eos})
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return GPT2LMHeadModel(config)
 
 

@@ -1,0 +1,138 @@
+"""Training runs: a directory per run with its settings, status and checkpoints, for `--resume`.
+
+    <FTREG_HOME>/runs/<run-id>/run.json        settings, status, pid, published reference
+    <FTREG_HOME>/runs/<run-id>/checkpoints/    written by the strategy every --save-steps
+
+A checkpoint counts only when its state file parses (`trainer_state.json` for the Trainer,
+`loop_state.json` for scratch); both are written last, so a process killed while saving leaves
+a checkpoint that is skipped, never one that is half used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ftreg.errors import UnknownReference
+from ftreg.registry import Registry
+from ftreg.registry.files import write_json_atomically
+
+STATE_FILES = ("trainer_state.json", "loop_state.json")
+_STEP = re.compile(r"(?:checkpoint|step)-(\d+)$")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Run:
+    path: Path
+    record: dict
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def update(self, **fields) -> None:
+        self.record.update(fields, updated_at=_now())
+        write_json_atomically(self.path / "run.json", self.record)
+
+    @property
+    def status(self) -> str:
+        """running, finished, failed, or interrupted (its process died without a word)."""
+        status = self.record["status"]
+        if status == "running" and not _alive(self.record.get("host"), self.record.get("pid")):
+            return "interrupted"
+        return status
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in ("interrupted", "failed") and self.newest_checkpoint() is not None
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints, oldest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = []
+        for path in self.checkpoint_dir.iterdir():
+            match = _STEP.match(path.name)
+            if match and any(_parses(path / name) for name in STATE_FILES):
+                found.append((int(match[1]), path))
+        return sorted(found)
+
+    def newest_checkpoint(self) -> Path | None:
+        checkpoints = self.checkpoints()
+        return checkpoints[-1][1] if checkpoints else None
+
+    def to_json(self) -> dict:
+        newest = self.checkpoints()
+        return {
+            **self.record,
+            "id": self.id,
+            "status": self.status,
+            "resumable": self.resumable,
+            "newest_checkpoint_step": newest[-1][0] if newest else None,
+        }
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _alive(host: str | None, pid: int | None) -> bool:
+    if host != socket.gethostname():
+        return True  # another machine's run: nothing here can tell, so assume it is still going
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runs_dir(registry: Registry) -> Path:
+    return registry.home / "runs"
+
+
+def start_run(registry: Registry, settings: dict, parent: str | None) -> Run:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = runs_dir(registry) / f"{settings['name']}-{stamp}-{uuid.uuid4().hex[:4]}"
+    path.mkdir(parents=True)
+    run = Run(path, {"settings": settings, "parent": parent, "status": "running", "started_at": _now(), "published": None, "error": None})
+    run.update(pid=os.getpid(), host=socket.gethostname())
+    return run
+
+
+def load_run(registry: Registry, run_id: str) -> Run:
+    path = runs_dir(registry) / run_id
+    if "/" in run_id or run_id.startswith(".") or not (path / "run.json").is_file():
+        raise UnknownReference(f"unknown run {run_id!r}; see `ftreg runs`")
+    return Run(path, json.loads((path / "run.json").read_text()))
+
+
+def list_runs(registry: Registry) -> list[Run]:
+    directory = runs_dir(registry)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        (Run(path, json.loads((path / "run.json").read_text())) for path in directory.iterdir() if (path / "run.json").is_file()),
+        key=lambda run: run.record["started_at"],
+    )
