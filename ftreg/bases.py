@@ -45,10 +45,10 @@ def fingerprint(path: Path) -> str:
 
 def resolve_base(spec: str | None, registry: Registry) -> ResolvedBase:
     """Resolve ``spec``; None means the embedded tiny base, published on first use."""
-    if spec is None:
-        from ftreg.embedded_base import ensure_embedded_base
+    from ftreg.embedded_base import EMBEDDED_BASE_NAME, ensure_embedded_base
 
-        return _from_entry(ensure_embedded_base(registry))
+    if spec is None:
+        return _from_entry(ensure_embedded_base(registry), registry)
     if Path(spec).is_dir():
         path = Path(spec).resolve()
         return ResolvedBase(str(path), path, fingerprint(path), {"type": "path"})
@@ -56,14 +56,19 @@ def resolve_base(spec: str | None, registry: Registry) -> ResolvedBase:
         ref = parse_ref(spec)
     except InvalidName:
         ref = None  # e.g. "openai-community/gpt2": not a registry name
+    if ref is not None and ref.name == EMBEDDED_BASE_NAME:
+        # A fresh registry (one an adapter was just pulled into, say) gets the embedded base on
+        # first use; the fingerprint check still decides whether it is the right one.
+        ensure_embedded_base(registry)
     if ref is not None and registry.exists(spec):
-        return _from_entry(registry.resolve(spec))
+        return _from_entry(registry.resolve(spec), registry)
     return _from_hub(spec)
 
 
-def _from_entry(entry) -> ResolvedBase:
+def _from_entry(entry, registry: Registry) -> ResolvedBase:
     if entry.kind != "checkpoint":
         raise FtregError(f"{entry.ref} is an {entry.kind}, not a base model; pass a checkpoint as --base")
+    registry.verify_files(entry)  # weights are about to be loaded from it
     return ResolvedBase(entry.ref, entry.path, fingerprint(entry.path), {"type": "registry", "ref": entry.ref})
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ftreg import plugins
 from ftreg.bases import resolve_base
-from ftreg.errors import BaseMismatch, ConfigError, FtregError
+from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
 from ftreg.registry import Registry
 
 
@@ -106,6 +106,21 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
             # peft calls a transformers API that transformers has deprecated; nothing a user can act on.
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             model = PeftModel.from_pretrained(model, entry.path)
+        _check_adapter_keys(model, entry)
         description = f"{entry.ref} on {resolved.ref}"
     model.eval()
     return Composed(model, tokenizer, template, description)
+
+
+def _check_adapter_keys(model, entry) -> None:
+    """peft only warns when saved and expected adapter weights differ; a silently half-applied adapter is worse."""
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    expected = set(get_peft_model_state_dict(model))
+    with safe_open(str(entry.path / "adapter_model.safetensors"), "pt") as weights:
+        found = set(weights.keys())
+    if expected != found:
+        missing, unexpected = sorted(expected - found), sorted(found - expected)
+        detail = "; ".join(part for part in (f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(unexpected[:3])}" if unexpected else "") if part)
+        raise ArtifactError(f"{entry.ref}: adapter weights do not fit the model: {detail}")

@@ -268,16 +268,29 @@ class Registry:
     def _discard(self, path: Path) -> None:
         shutil.rmtree(self._discard_later(path), ignore_errors=True)
 
-    def verify_files(self, entry: Entry, names: list[str] | None = None) -> None:
-        """Raise ArtifactError unless the named files (default: all) exist with their recorded hashes."""
-        for rel, recorded in entry.manifest["files"].items():
-            if names is not None and rel not in names:
-                continue
+    def untag(self, name: str, alias: str) -> Entry:
+        """Remove ``name@alias``; the removal is kept in the alias history."""
+        with dbmod.write(self.db):
+            entry = self.resolve(Ref(validate_name(name), alias=validate_name(alias, "alias")))
+            self.db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
+            self._record_alias(name, alias, None)
+        return entry
+
+    def problems(self, entry: Entry) -> list[str]:
+        """Every way the version's files differ from what was recorded at publish."""
+        found = []
+        for rel, recorded in sorted(entry.manifest["files"].items()):
             path = entry.path / rel
             if not path.is_file():
-                raise ArtifactError(f"{entry.ref}: file {rel} is missing from {entry.path}")
-            if sha256_file(path) != recorded["sha256"]:
-                raise ArtifactError(f"{entry.ref}: file {rel} does not match its recorded sha256 (corrupted or modified)")
+                found.append(f"{entry.ref}: file {rel} is missing from {entry.path}")
+            elif path.stat().st_size != recorded["size"] or sha256_file(path) != recorded["sha256"]:
+                found.append(f"{entry.ref}: file {rel} does not match its recorded sha256 (corrupted or modified)")
+        return found
+
+    def verify_files(self, entry: Entry) -> None:
+        """Raise ArtifactError, naming the first bad file, unless every file is as recorded."""
+        if found := self.problems(entry):
+            raise ArtifactError(found[0])
 
 
 def _user() -> str:

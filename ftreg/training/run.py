@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ftreg import plugins
 from ftreg.bases import resolve_base
+from ftreg.card import write_model_card
 from ftreg.dataset import LoadedDataset, load_dataset
 from ftreg.registry import Entry, Registry
 from ftreg.training.examples import encode, split
@@ -82,18 +83,23 @@ def train(
             metrics = {**strategy.train(job), "truncated_examples": truncated}
             if run is None:
                 return None  # under torchrun/accelerate every rank trains; rank 0 publishes
+            described = {
+                **dataset.describe(),
+                "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
+                "train_examples": len(train_set),
+                "eval_examples": len(eval_set),
+            }
+            write_model_card(
+                out, name=spec.name, kind=strategy.kind, base=base.ref, base_source=base.source, strategy=strategy.name,
+                dataset=described, config=spec.to_dict(), metrics=metrics, prompt_template=dataset.format.prompt_template,
+            )
             entry = registry.publish(
                 out,
                 name=spec.name,
                 kind=strategy.kind,
                 base=base.ref,
                 strategy=strategy.name,
-                dataset={
-                    **dataset.describe(),
-                    "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
-                    "train_examples": len(train_set),
-                    "eval_examples": len(eval_set),
-                },
+                dataset=described,
                 config=spec.to_dict(),
                 metrics=metrics,
                 plugin_versions={
