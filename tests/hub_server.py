@@ -93,9 +93,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None, body: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+        self.body = body or {}  # extra JSON fields, e.g. the "url" the Hub sends with a 409 on create
 
 
 @dataclass
@@ -311,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": e.message, **e.headers}
             if e.code:
                 headers["X-Error-Code"] = e.code
-            self._send(e.status, json.dumps({"error": e.message}).encode(), headers)
+            self._send(e.status, json.dumps({"error": e.message, **e.body}).encode(), headers)
 
     def _authenticate(self) -> str | None:
         header = self.headers.get("Authorization")
@@ -379,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"{self.hub.url}/{URL_PREFIX[repo_type]}{repo_id}"
         with self.hub.store.lock:
             if (repo_type, repo_id) in self.hub.store.repos:
-                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}")
+                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}", body={"url": url})
             private = payload.get("visibility", "private" if payload.get("private") else "public") != "public"
             self.hub.store.repos[(repo_type, repo_id)] = self.hub.store.create(repo_type, repo_id, private)
         self._json({"url": url, "name": repo_id, "id": repo_id})

@@ -1,0 +1,140 @@
+"""ftreg push / pull against a real HTTP Hub on 127.0.0.1, with the real huggingface_hub client."""
+
+import json
+import pickle
+
+import pytest
+from huggingface_hub import HfApi, file_download
+
+from conftest import write_json
+from hub_server import HUB_TOKEN, hub  # noqa: F401 - `hub` is a fixture
+from test_train_generate import PAIRS
+
+REPO = "alice/support-bot"
+TRAIN = ["--strategy", "lora8bit", "--max-steps", "4", "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0", "--learning-rate", "1e-2"]
+
+
+class NoSleep:
+    """The client waits a second before retrying a broken download; tests need not."""
+
+    @staticmethod
+    def sleep(seconds):
+        pass
+
+    def __getattr__(self, name):
+        import time
+
+        return getattr(time, name)
+
+
+@pytest.fixture
+def trained(cli_run, embedded_base, tmp_path):
+    data = write_json(tmp_path / "support.json", PAIRS)
+    result = cli_run("train", "--dataset", data, "--name", "support", *TRAIN)
+    assert result.exit_code == 0, result.output
+    return data
+
+
+def _greedy(cli_run, *args):
+    result = cli_run(*args, "generate", "--adapter", "support" if not args else "pulled", "--greedy", "--max-new-tokens", "12", "--json", "Is shipping free?", "Where is my package?")
+    assert result.exit_code == 0, result.output
+    return [item["completion"] for item in json.loads(result.stdout)]
+
+
+@pytest.mark.slow
+def test_push_pull_round_trip_generates_the_same(hub, cli_run, trained, registry, tmp_path):
+    pushed = cli_run("push", "support-v1", "--repo", REPO)
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.stdout.strip().startswith(hub.url) and HUB_TOKEN not in pushed.output
+    refs = hub.refs(REPO)
+    assert "v1" in refs["tags"]
+    remote = hub.repo_files(REPO, "v1")
+    entry = registry.resolve("support-v1")
+    assert set(entry.manifest["files"]) | {"manifest.json"} <= set(remote)
+    assert remote["README.md"].startswith(b"---\n")  # the model card travels in the same commit
+
+    fresh = tmp_path / "fresh-home"
+    pulled = cli_run("--registry", fresh, "pull", REPO, "--name", "pulled")
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.stdout.strip() == "pulled-v1"
+    shown = json.loads(cli_run("--registry", fresh, "show", "pulled", "--json").stdout)
+    assert shown["hub"] == {"repo_id": REPO, "revision": "main", "commit": refs["tags"]["v1"]}
+    assert shown["base"] == "tiny-gpt2-v1" and shown["base_fingerprint"] == entry.manifest["base_fingerprint"]
+    assert any("pulled from alice/support-bot" in step for step in shown["lineage"])
+    assert _greedy(cli_run, "--registry", fresh) == _greedy(cli_run)
+
+
+@pytest.mark.slow
+def test_pull_a_tagged_older_revision(hub, cli_run, trained, registry):
+    assert cli_run("push", "support-v1", "--repo", REPO).exit_code == 0
+    assert cli_run("train", "--dataset", trained, "--name", "support", *TRAIN, "--seed", "3").exit_code == 0
+    assert cli_run("push", "support-v2", "--repo", REPO).exit_code == 0
+    assert set(hub.refs(REPO)["tags"]) == {"v1", "v2"}
+    assert cli_run("pull", f"{REPO}@v1", "--name", "old").exit_code == 0
+    old, first = registry.resolve("old"), registry.resolve("support-v1")
+    assert old.manifest["files"]["adapter_model.safetensors"] == first.manifest["files"]["adapter_model.safetensors"]
+    assert old.manifest["hub"]["revision"] == "v1"
+
+
+def test_bad_token_is_401_and_never_printed(hub, cli_run, registry, monkeypatch):
+    from conftest import publish_files
+
+    publish_files(registry, "support")
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong_token_value")
+    result = cli_run("push", "support-v1", "--repo", REPO)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: {REPO}: the Hub answered HTTP 401; check HF_TOKEN or `hf auth login`"
+    assert "hf_wrong_token_value" not in result.output
+
+
+def test_pulling_a_missing_repo(hub, cli_run, registry):
+    result = cli_run("pull", "alice/nothing-here", "--name", "x")
+    assert result.exit_code == 2 and "alice/nothing-here: no such repository" in result.stderr
+    assert registry.entries() == []
+
+
+MARKER_PAYLOAD = """
+import pickle, pathlib
+class Plant:
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path({marker!r}),))
+"""
+
+
+def _plant_pickle_repo(tmp_path):
+    marker = tmp_path / "pickle-ran"
+    namespace = {}
+    exec(MARKER_PAYLOAD.format(marker=str(marker)), namespace)
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(namespace["Plant"]()))
+    (folder / "training_args.bin").write_bytes(pickle.dumps(namespace["Plant"]()))
+    HfApi().create_repo("mallory/evil", exist_ok=True)
+    HfApi().upload_folder(repo_id="mallory/evil", folder_path=folder)
+    return marker
+
+
+def test_pickles_are_refused_and_never_unpickled(hub, cli_run, registry, tmp_path):
+    marker = _plant_pickle_repo(tmp_path)
+    refused = cli_run("pull", "mallory/evil", "--name", "evil")
+    assert refused.exit_code == 2
+    assert "holds pickle files (pytorch_model.bin, training_args.bin)" in refused.stderr and "--trust-pickle" in refused.stderr
+    assert registry.entries() == [] and not marker.exists()
+    trusted = cli_run("pull", "mallory/evil", "--name", "evil", "--trust-pickle")
+    assert trusted.exit_code == 0, trusted.output
+    assert "warning: kept pickle files" in trusted.stderr
+    assert "pytorch_model.bin" in registry.resolve("evil").manifest["files"]
+    assert not marker.exists()  # downloading is not loading: ftreg never unpickles
+
+
+@pytest.mark.slow
+def test_interrupted_download_registers_nothing(hub, cli_run, trained, registry, monkeypatch):
+    assert cli_run("push", "support-v1", "--repo", REPO).exit_code == 0
+    monkeypatch.setattr(file_download, "time", NoSleep())
+    hub.fail_next_download(after_bytes=10, times=100, filename="adapter_model.safetensors")
+    result = cli_run("pull", REPO, "--name", "cut")
+    assert result.exit_code == 2 and "the transfer failed" in result.stderr and "nothing was registered" in result.stderr
+    assert not registry.exists("cut") and list(registry.tmp.iterdir()) == []
+    hub.clear_failures()
+    assert cli_run("pull", REPO, "--name", "cut").exit_code == 0  # and a later try works
