@@ -103,7 +103,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     """Show one version: what it is, what made it, and its files."""
     entry = registry.resolve(ref)
     if as_json:
-        _echo_json(entry.to_json())
+        _echo_json({**entry.to_json(), "lineage": _lineage(registry, entry)})
         return
     m = entry.manifest
     lines = [
@@ -116,6 +116,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
         ("dataset", json.dumps(m.get("dataset")) if m.get("dataset") else "-"),
         ("metrics", "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(entry.metrics.items())) or "-"),
         ("config", json.dumps(entry.config, sort_keys=True) if entry.config else "-"),
+        ("lineage", " <- ".join(_lineage(registry, entry))),
         ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={v}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
     ]
     for key, value in lines:
@@ -123,6 +124,26 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     click.echo("files:")
     for rel, info in sorted(m["files"].items()):
         click.echo(f"  {rel}  {info['size']:,} bytes  sha256:{info['sha256'][:16]}")
+
+
+def _lineage(registry: Registry, entry) -> list[str]:
+    """This version, the version it re-ran (--from) or was pulled from, then its base, and the base's own lineage."""
+    chain, seen = [], set()
+    while entry is not None and entry.ref not in seen:
+        seen.add(entry.ref)
+        m = entry.manifest
+        origin = f" (from {m['parent']})" if m.get("parent") else ""
+        if m.get("hub"):
+            origin += f" (pulled from {m['hub']['repo_id']}@{m['hub']['commit'][:12]})"
+        chain.append(f"{entry.ref} [{entry.strategy or entry.kind}]{origin}")
+        if not entry.base:
+            break
+        try:
+            entry = registry.resolve(entry.base)
+        except FtregError:  # a Hub id or a directory: the chain leaves the registry here
+            chain.append(entry.base)
+            break
+    return chain
 
 
 @cli.command()
@@ -137,12 +158,99 @@ def rm(registry: Registry, ref: str, force: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.argument("alias")
+@click.argument("alias", required=False)
+@click.option("--rm", "remove", is_flag=True, help="Remove the alias REF (NAME@ALIAS) instead.")
 @pass_registry
-def tag(registry: Registry, ref: str, alias: str) -> None:
-    """Point NAME@ALIAS at the version REF resolves to (moving it if it exists)."""
+def tag(registry: Registry, ref: str, alias: str | None, remove: bool) -> None:
+    """Point NAME@ALIAS at the version REF resolves to (moving it if it exists); every move is kept."""
+    if remove:
+        name, _, alias = ref.partition("@")
+        if not alias:
+            raise UserError(f"--rm takes NAME@ALIAS, got {ref!r}")
+        entry = registry.untag(name, alias)
+        click.echo(f"Removed {name}@{alias} (was {entry.ref})")
+        return
+    if alias is None:
+        raise UserError("missing ALIAS: ftreg tag REF ALIAS")
     entry = registry.tag(ref, alias)
     click.echo(f"{entry.name}@{alias} -> {entry.ref}")
+
+
+@cli.command()
+@click.argument("alias_ref", metavar="NAME@ALIAS")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_registry
+def history(registry: Registry, alias_ref: str, as_json: bool) -> None:
+    """Every move of an alias: where it pointed, when, and who moved it."""
+    name, _, alias = alias_ref.partition("@")
+    if not alias:
+        raise UserError(f"expected NAME@ALIAS, got {alias_ref!r}")
+    moves = registry.alias_history(name, alias)
+    if not moves:
+        raise UserError(f"{alias_ref} has never pointed anywhere")
+    if as_json:
+        _echo_json(moves)
+        return
+    rows = [[m["moved_at"], f"{name}-v{m['version']}" if m["version"] else "(removed)", m["moved_by"]] for m in moves]
+    click.echo(_table(["WHEN (UTC)", "POINTED AT", "BY"], rows))
+
+
+@cli.command()
+@click.argument("refs", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Check every version.")
+@pass_registry
+def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
+    """Re-hash every file of the versions and report each one that changed; exit code 1 if any."""
+    entries = registry.entries() if everything or not refs else [registry.resolve(ref) for ref in refs]
+    problems = [problem for entry in entries for problem in registry.problems(entry)]
+    for problem in problems:
+        click.echo(problem, err=True)
+    click.echo(f"{len(entries)} versions checked, {len(problems)} problems")
+    if problems:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@pass_registry
+def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
+    """What differs between two versions: lineage, settings and metrics."""
+    left, right = registry.resolve(a), registry.resolve(b)
+    differences = []
+    for section, getter in (("", _lineage_fields), ("config.", lambda e: e.config), ("metrics.", lambda e: e.metrics)):
+        one, two = getter(left), getter(right)
+        for key in sorted(set(one) | set(two)):
+            if one.get(key) != two.get(key):
+                differences.append({"key": section + key, left.ref: one.get(key), right.ref: two.get(key)})
+    if as_json:
+        _echo_json(differences)
+        return
+    if not differences:
+        click.echo(f"{left.ref} and {right.ref} have the same lineage, settings and metrics")
+        return
+    rows = [[d["key"], _short(d[left.ref]), _short(d[right.ref])] for d in differences]
+    click.echo(_table(["", left.ref, right.ref], rows))
+
+
+def _lineage_fields(entry) -> dict:
+    m = entry.manifest
+    return {
+        "kind": entry.kind,
+        "base": entry.base,
+        "base_fingerprint": m.get("base_fingerprint"),
+        "strategy": entry.strategy,
+        "dataset": (m.get("dataset") or {}).get("fingerprint"),
+        "format": (m.get("dataset") or {}).get("format"),
+        "parent": m.get("parent"),
+    }
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "-" if value is None else str(value)
 
 
 @cli.command()
@@ -290,6 +398,45 @@ def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_
         return
     for _, completion in completions:
         click.echo(completion)
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--merge", is_flag=True, help="Merge an adapter into its base: a full model for plain AutoModelForCausalLM.")
+@pass_registry
+def export(registry: Registry, ref: str, directory: Path, merge: bool) -> None:
+    """Write a version to DIRECTORY in standard Hugging Face layout, for use without ftreg."""
+    from ftreg.adapters.export import export as export_version
+
+    click.echo(export_version(registry, ref, directory, merge=merge, notify=lambda note: click.echo(note, err=True)))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="Hub repository (created if needed).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@pass_registry
+def push(registry: Registry, ref: str, repo_id: str, private: bool) -> None:
+    """Upload a version to the Hugging Face Hub as one commit tagged vN; prints its URL."""
+    from ftreg.hub import push as push_version
+
+    entry = registry.resolve(ref)
+    registry.verify_files(entry)
+    click.echo(push_version(entry, repo_id, private=private))
+
+
+@cli.command()
+@click.argument("repo", metavar="OWNER/NAME[@REVISION]")
+@click.option("--name", required=True, help="Local registry name; the download becomes its next version.")
+@click.option("--trust-pickle", is_flag=True, help="Also download pickle-format files (*.bin, *.pt, ...). They can run code when loaded.")
+@pass_registry
+def pull(registry: Registry, repo: str, name: str, trust_pickle: bool) -> None:
+    """Download a Hub repository, check it, and register it as a new local version."""
+    from ftreg.hub import pull as pull_version
+
+    entry = pull_version(registry, repo, name, trust_pickle=trust_pickle, notify=lambda note: click.echo(note, err=True))
+    click.echo(entry.ref)
 
 
 @cli.group()
