@@ -17,7 +17,7 @@ from click.core import ParameterSource
 from ftreg import __version__, plugins
 from ftreg.adapters.compose import SamplingOptions
 from ftreg.errors import FtregError
-from ftreg.registry import Registry
+from ftreg.registry import Registry, lineage
 from ftreg.training.spec import SCHEDULERS, TrainSpec
 
 
@@ -103,7 +103,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     """Show one version: what it is, what made it, and its files."""
     entry = registry.resolve(ref)
     if as_json:
-        _echo_json({**entry.to_json(), "lineage": _lineage(registry, entry)})
+        _echo_json({**entry.to_json(), "lineage": lineage.chain(registry, entry)})
         return
     m = entry.manifest
     lines = [
@@ -116,7 +116,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
         ("dataset", json.dumps(m.get("dataset")) if m.get("dataset") else "-"),
         ("metrics", "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(entry.metrics.items())) or "-"),
         ("config", json.dumps(entry.config, sort_keys=True) if entry.config else "-"),
-        ("lineage", " <- ".join(_lineage(registry, entry))),
+        ("lineage", " <- ".join(lineage.chain(registry, entry))),
         ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={v}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
     ]
     for key, value in lines:
@@ -124,26 +124,6 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     click.echo("files:")
     for rel, info in sorted(m["files"].items()):
         click.echo(f"  {rel}  {info['size']:,} bytes  sha256:{info['sha256'][:16]}")
-
-
-def _lineage(registry: Registry, entry) -> list[str]:
-    """This version, the version it re-ran (--from) or was pulled from, then its base, and the base's own lineage."""
-    chain, seen = [], set()
-    while entry is not None and entry.ref not in seen:
-        seen.add(entry.ref)
-        m = entry.manifest
-        origin = f" (from {m['parent']})" if m.get("parent") else ""
-        if m.get("hub"):
-            origin += f" (pulled from {m['hub']['repo_id']}@{m['hub']['commit'][:12]})"
-        chain.append(f"{entry.ref} [{entry.strategy or entry.kind}]{origin}")
-        if not entry.base:
-            break
-        try:
-            entry = registry.resolve(entry.base)
-        except FtregError:  # a Hub id or a directory: the chain leaves the registry here
-            chain.append(entry.base)
-            break
-    return chain
 
 
 @cli.command()
@@ -218,12 +198,7 @@ def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
 def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
     """What differs between two versions: lineage, settings and metrics."""
     left, right = registry.resolve(a), registry.resolve(b)
-    differences = []
-    for section, getter in (("", _lineage_fields), ("config.", lambda e: e.config), ("metrics.", lambda e: e.metrics)):
-        one, two = getter(left), getter(right)
-        for key in sorted(set(one) | set(two)):
-            if one.get(key) != two.get(key):
-                differences.append({"key": section + key, left.ref: one.get(key), right.ref: two.get(key)})
+    differences = lineage.differences(left, right)
     if as_json:
         _echo_json(differences)
         return
@@ -232,19 +207,6 @@ def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
         return
     rows = [[d["key"], _short(d[left.ref]), _short(d[right.ref])] for d in differences]
     click.echo(_table(["", left.ref, right.ref], rows))
-
-
-def _lineage_fields(entry) -> dict:
-    m = entry.manifest
-    return {
-        "kind": entry.kind,
-        "base": entry.base,
-        "base_fingerprint": m.get("base_fingerprint"),
-        "strategy": entry.strategy,
-        "dataset": (m.get("dataset") or {}).get("fingerprint"),
-        "format": (m.get("dataset") or {}).get("format"),
-        "parent": m.get("parent"),
-    }
 
 
 def _short(value) -> str:

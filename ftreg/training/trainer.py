@@ -55,7 +55,7 @@ def training_arguments(spec: TrainSpec, output_dir: str, show_progress: bool, ch
         logging_steps=spec.logging_steps,
         # Checkpoints exist to resume a run; the result goes to the registry.
         save_strategy="steps" if checkpoints else "no",
-        save_steps=spec.save_steps or 500,
+        save_steps=spec.save_steps or 1,  # ignored without checkpoints, but must be positive
         save_total_limit=spec.save_total_limit,
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning only helps copies to a GPU
