@@ -27,9 +27,11 @@ def register_dataset_formats(register: Callable[[DatasetFormat], None]) -> None:
     """Register dataset formats by calling ``register(format)`` once per format.
 
     ``format`` is a ``ftreg.formats.DatasetFormat``: it has a unique ``name`` (used by
-    ``--format``), a one-line ``description``, ``read(path)`` that returns validated examples or
-    raises ``DatasetError`` naming file and line, and ``render_prompt(text)`` that wraps a user's
-    prompt the way training did. Keep imports of heavy libraries inside its methods.
+    ``--format``), a one-line ``description``, a ``prompt_template`` (``{prompt}`` marks the
+    user's text; it is recorded with every version so generation wraps prompts the way training
+    did), ``score(path, sample)`` for detection without ``--format``, and ``read(path, columns)``
+    that returns validated examples or raises ``DatasetError`` naming file and line. Keep imports
+    of heavy libraries inside its methods.
     """
 
 
@@ -39,7 +41,9 @@ def register_training_strategies(register: Callable[[TrainingStrategy], None]) -
 
     ``strategy`` is a ``ftreg.training.TrainingStrategy``: it has a unique ``name`` (used by
     ``--strategy``), a ``kind`` (``"adapter"`` or ``"checkpoint"``), a one-line ``description``,
-    and ``train(job)`` that writes the artifact files into ``job.output_dir`` and returns a dict
+    ``check(spec)`` that rejects unusable settings before anything loads, and ``train(job)`` that
+    writes the artifact files into ``job.output_dir`` (checkpoints into ``job.checkpoint_dir``
+    every ``spec.save_steps``, continuing from ``job.resume_from`` when set) and returns a dict
     of metrics. The registry hashes and publishes what it wrote; the strategy never touches the
     store itself.
     """

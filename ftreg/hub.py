@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ftreg.errors import ArtifactError, FtregError
-from ftreg.registry import Entry, Registry
+from ftreg.registry import Entry, Registry, validate_name
 from ftreg.registry.files import sha256_file
 from ftreg.registry.store import MANIFEST
 
@@ -39,6 +39,7 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
     """Download ``OWNER/NAME[@REVISION]``, check it, and publish it as the next version of ``name``."""
     from huggingface_hub import HfApi, snapshot_download
 
+    validate_name(name)  # before any download
     repo_id, _, revision = spec.partition("@")
     with _hub_errors(repo_id):
         info = HfApi().model_info(repo_id, revision=revision or None)
@@ -75,7 +76,10 @@ def _check_against(manifest: dict, stage: Path, repo_id: str) -> None:
     """Files pushed by ftreg carry their sha256 in the manifest: what arrived must match it."""
     for rel, recorded in manifest.get("files", {}).items():
         path = stage / rel
-        if path.is_file() and sha256_file(path) != recorded["sha256"]:
+        if not path.is_file():
+            if not rel.endswith(PICKLE_SUFFIXES):  # pickles are skipped on purpose unless trusted
+                raise ArtifactError(f"{repo_id}: {rel} is in the pushed manifest but not in the repository")
+        elif sha256_file(path) != recorded["sha256"]:
             raise ArtifactError(f"{repo_id}: {rel} does not match the sha256 its manifest records")
 
 
@@ -91,8 +95,10 @@ class _hub_errors:
     def __exit__(self, kind, error, traceback):
         if error is None or isinstance(error, FtregError):
             return False
-        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
+        if isinstance(error, HFValidationError):
+            raise FtregError(f"{self.repo_id!r} is not a valid Hub repository id (OWNER/NAME)") from error
         if isinstance(error, RepositoryNotFoundError):
             raise FtregError(f"{self.repo_id}: no such repository on the Hub (or no access to it)") from error
         if isinstance(error, RevisionNotFoundError):

@@ -138,3 +138,20 @@ def test_interrupted_download_registers_nothing(hub, cli_run, trained, registry,
     assert not registry.exists("cut") and list(registry.tmp.iterdir()) == []
     hub.clear_failures()
     assert cli_run("pull", REPO, "--name", "cut").exit_code == 0  # and a later try works
+
+
+def test_bad_repo_ids_and_names_fail_before_any_download(hub, cli_run, registry):
+    for args, message in ((["pull", "bad!!repo", "--name", "x"], "'bad!!repo' is not a valid Hub repository id"),
+                          (["pull", REPO, "--name", "Bad Name"], "invalid name 'Bad Name'")):
+        result = cli_run(*args)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not [r for r in hub.requests if "/resolve/" in r.path]
+
+
+@pytest.mark.slow
+def test_a_file_missing_from_the_repo_is_refused(hub, cli_run, trained, registry):
+    assert cli_run("push", "support-v1", "--repo", REPO).exit_code == 0
+    HfApi().delete_file("training_args.json", repo_id=REPO)
+    result = cli_run("pull", REPO, "--name", "partial")
+    assert result.exit_code == 2 and "training_args.json is in the pushed manifest but not in the repository" in result.stderr
+    assert not registry.exists("partial")

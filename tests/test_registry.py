@@ -216,3 +216,8 @@ def test_stale_staging_directories_are_swept(registry):
         with registry.staging():
             assert live.exists()
         assert not stale.exists()
+
+
+def test_absurd_version_numbers_are_invalid_not_a_crash(registry):
+    with pytest.raises(InvalidName, match="version numbers go up to"):
+        registry.resolve("x-v99999999999999999999")

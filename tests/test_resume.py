@@ -74,3 +74,13 @@ def test_runs_listing_and_resume_refusals(cli_run, registry):
     assert cli_run("runs").exit_code == 0
     result = cli_run("train", "--resume", "no-such-run")
     assert result.exit_code == 2 and "unknown run 'no-such-run'" in result.stderr
+
+
+def test_a_run_cannot_be_resumed_twice_at_once(registry):
+    from ftreg.errors import ConfigError
+    from ftreg.training.runs import load_run, start_run
+
+    run = start_run(registry, {"name": "r", "strategy": "scratch"}, None)
+    run.lock()
+    with pytest.raises(ConfigError, match="being resumed by another process"):
+        load_run(registry, run.id).lock()

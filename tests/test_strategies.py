@@ -75,3 +75,27 @@ def test_scratch_stops_early_and_keeps_the_best_weights(cli_run, embedded_base, 
 def test_scratch_rejects_unknown_init(cli_run, embedded_base, dataset):
     result = cli_run("train", "--strategy", "scratch", "--init", "config:huge", "--dataset", dataset, "--name", "x", "--max-steps", "1")
     assert result.exit_code == 2 and "unknown preset; available: config:tiny" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategy", "scratch", "--max-length", "3"], "no example is left to train on"),
+        (["--strategy", "scratch", "--init", "{bad}"], "expected config:PRESET or a GPT-2 config.json file"),
+        (["--strategy", "scratch", "--init", "config:tiny", "--max-length", "512"], "has n_positions 256, fewer than --max-length 512"),
+        (["--strategy", "lora8bit", "--eval-split", "0.95"], "no example is left to train on"),
+    ],
+)
+def test_settings_that_cannot_train_are_refused_before_training(cli_run, embedded_base, registry, dataset, args, message):
+    result = cli_run("train", "--dataset", dataset, "--name", "x", "--max-steps", "2", *args)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    # Notes (the detected format, truncation) may come first; the error is one line, the last.
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ") and result.stderr.count("Error") == 1
+    assert not registry.exists("x")
+
+
+def test_init_file_that_is_not_json(cli_run, embedded_base, dataset, tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    result = cli_run("train", "--strategy", "scratch", "--init", bad, "--dataset", dataset, "--name", "x")
+    assert result.exit_code == 2 and "not a JSON config" in result.stderr

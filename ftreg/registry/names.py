@@ -18,6 +18,7 @@ from ftreg.errors import InvalidName
 
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 _VERSIONED = re.compile(r"(?P<name>.+)-v(?P<version>[0-9]+)")
+MAX_VERSION = 2**63 - 1  # SQLite's largest integer
 NAME_RULE = "lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 64 characters"
 
 
@@ -49,5 +50,8 @@ def parse_ref(text: str) -> Ref:
         return Ref(validate_name(name), alias=validate_name(alias, "alias"))
     versioned = _VERSIONED.fullmatch(text)
     if versioned:
-        return Ref(validate_name(versioned["name"]), version=int(versioned["version"]))
+        version = int(versioned["version"])
+        if version > MAX_VERSION:
+            raise InvalidName(f"invalid reference {text!r}: version numbers go up to {MAX_VERSION}")
+        return Ref(validate_name(versioned["name"]), version=version)
     return Ref(validate_name(text))

@@ -60,6 +60,9 @@ def micro_batches(examples: list[EncodedExample], batch_size: int, seed: int) ->
     """Endless micro-batches; each epoch in its own seeded order, so a run is reproducible."""
     import torch
 
+    if not examples:
+        raise ValueError("no examples to make batches of")
+
     epoch = 0
     while True:
         order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
@@ -153,15 +156,20 @@ def _save_checkpoint(directory: Path, keep: int, result: LoopResult, model, opti
     # Optimizer and scheduler state are the run's own files, read back with weights_only=True.
     torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
     torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
-    save_file({"torch": torch.get_rng_state()}, str(temporary / "rng.safetensors"))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # dropout on a GPU draws from the CUDA generators
+        rng.update({f"cuda{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    save_file(rng, str(temporary / "rng.safetensors"))
     (temporary / "loop_state.json").write_text(json.dumps(asdict(result)))
     for file in temporary.iterdir():
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
     os.rename(temporary, directory / f"step-{result.steps}")
-    complete = sorted((int(p.name.removeprefix("step-")), p) for p in directory.glob("step-*"))
+    complete = sorted((int(p.name.removeprefix("step-")), p) for p in directory.glob("step-*") if p.name.removeprefix("step-").isdigit())
     for _, old in complete[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    for leftover in directory.glob(".tmp-step-*"):  # saves cut short by a killed process
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[LoopResult, dict | None]:
@@ -171,7 +179,10 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[LoopResul
     load_model(model, str(path / "model.safetensors"))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch"])
+    rng = load_file(str(path / "rng.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([rng[f"cuda{i}"] for i in range(torch.cuda.device_count()) if f"cuda{i}" in rng])
     state = json.loads((path / "loop_state.json").read_text())
     result = LoopResult(**{**state, "train_losses": [tuple(x) for x in state["train_losses"]], "eval_losses": [tuple(x) for x in state["eval_losses"]]})
     best_state = None

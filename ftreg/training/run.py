@@ -15,6 +15,7 @@ from ftreg import plugins
 from ftreg.bases import resolve_base
 from ftreg.card import write_model_card
 from ftreg.dataset import LoadedDataset, load_dataset
+from ftreg.errors import ConfigError, DatasetError
 from ftreg.registry import Entry, Registry
 from ftreg.training.examples import encode, split
 from ftreg.training.runs import Run, start_run
@@ -41,6 +42,7 @@ def train(
     Returns None on the ranks of a distributed run that do not publish.
     """
     strategy = plugins.get_training_strategy(spec.strategy)
+    strategy.check(spec)
     dataset = load_dataset(spec.dataset, spec.format, spec.columns)
     eval_dataset = load_dataset(spec.eval_dataset, dataset.format.name, spec.columns) if spec.eval_dataset else None
     for loaded in filter(None, (dataset, eval_dataset)):
@@ -60,12 +62,20 @@ def train(
         truncated += eval_truncated
     if truncated:
         notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (--max-length)")
+    if not train_set:
+        raise DatasetError(f"{dataset.path}: no example is left to train on (--max-length {max_length} cut every loss token, or --eval-split took them all)")
+    if spec.save_steps and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--save-steps is not supported in a distributed launch yet: checkpoints need every rank's state in one run directory")
+    if resume is not None and resume.record.get("dataset_fingerprint") not in (None, dataset.fingerprint):
+        raise ConfigError(f"{dataset.path} has changed since run {resume.id} started; resuming would train on different data")
 
     run = None
+    resume_from = resume.newest_checkpoint() if resume else None
+    if resume is not None:
+        resume.lock()  # two `--resume` of one run would overwrite each other's checkpoints
     if is_main_process():  # one run record per training, kept by the rank that publishes
         run = resume or start_run(registry, spec.to_dict(), parent.ref if parent else None)
-        run.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None)
-        resume_from = run.newest_checkpoint() if resume else None
+        run.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None, dataset_fingerprint=dataset.fingerprint)
         notify(f"run {run.id}" + (f": resuming from {resume_from.name}" if resume_from else ""))
     try:
         with registry.staging() as out:
@@ -78,7 +88,7 @@ def train(
                 show_progress=show_progress,
                 notify=notify,
                 checkpoint_dir=run.checkpoint_dir if run else None,
-                resume_from=run.newest_checkpoint() if resume else None,
+                resume_from=resume_from,
             )
             metrics = {**strategy.train(job), "truncated_examples": truncated}
             if run is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ftreg.errors import UnknownReference
+from ftreg.errors import ConfigError, UnknownReference
 from ftreg.registry import Registry
 from ftreg.registry.files import write_json_atomically
 
@@ -43,6 +43,16 @@ class Run:
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoints"
+
+    def lock(self) -> None:
+        """Hold this run's lock until the process exits; refuse if another process holds it."""
+        from filelock import FileLock, Timeout
+
+        self._lock = FileLock(self.path / "run.lock")
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(f"run {self.id} is being resumed by another process") from None
 
     def update(self, **fields) -> None:
         self.record.update(fields, updated_at=_now())

@@ -31,6 +31,9 @@ class TrainingStrategy:
     kind: str = "adapter"  # or "checkpoint"
     description: str = ""
 
+    def check(self, spec: TrainSpec) -> None:
+        """Raise ConfigError for settings this strategy cannot use; runs before any data or weights load."""
+
     def train(self, job: TrainJob) -> dict[str, float]:
         """Train, write the artifact files into ``job.output_dir``, return metrics."""
         raise NotImplementedError

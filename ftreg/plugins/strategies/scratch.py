@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ftreg.errors import ConfigError
 from ftreg.hookspecs import hookimpl
+from ftreg.training.spec import TrainSpec
 from ftreg.training.strategy import TrainingStrategy, TrainJob
 
 PRESETS = {"tiny": {"n_positions": 256, "n_embd": 128, "n_layer": 4, "n_head": 4}}
@@ -22,6 +23,12 @@ class ScratchStrategy(TrainingStrategy):
     name = "scratch"
     kind = "checkpoint"
     description = "hand-written PyTorch loop; from a base or from random weights (--init)"
+
+    def check(self, spec: TrainSpec) -> None:
+        if spec.init:
+            positions = _init_settings(spec.init).get("n_positions", 1024)  # GPT2Config's default
+            if positions < spec.max_length:
+                raise ConfigError(f"init {spec.init!r} has n_positions {positions}, fewer than --max-length {spec.max_length}; lower --max-length")
 
     def train(self, job: TrainJob) -> dict[str, float]:
         import torch
@@ -66,23 +73,32 @@ class ScratchStrategy(TrainingStrategy):
         return {key: round(float(value), 6) for key, value in metrics.items()}
 
 
+def _init_settings(init: str) -> dict:
+    """GPT2Config fields from ``config:PRESET`` or a config.json file."""
+    if init.startswith("config:"):
+        preset = init.removeprefix("config:")
+        if preset not in PRESETS:
+            raise ConfigError(f"init {init!r}: unknown preset; available: {', '.join('config:' + p for p in PRESETS)}")
+        return PRESETS[preset]
+    path = Path(init)
+    if not path.is_file():
+        raise ConfigError(f"init {init!r}: expected config:PRESET or a GPT-2 config.json file")
+    try:
+        settings = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"init {init!r}: not a JSON config: {error}") from error
+    if not isinstance(settings, dict):
+        raise ConfigError(f"init {init!r}: expected a JSON object of GPT2Config fields")
+    return settings
+
+
 def _initialised(init: str, tokenizer, seed: int):
     """A randomly initialised GPT-2 from a preset or a config file, sized to the base's tokenizer."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    if init.startswith("config:"):
-        preset = init.removeprefix("config:")
-        if preset not in PRESETS:
-            raise ConfigError(f"init {init!r}: unknown preset; available: {', '.join('config:' + p for p in PRESETS)}")
-        settings = PRESETS[preset]
-    else:
-        path = Path(init)
-        if not path.is_file():
-            raise ConfigError(f"init {init!r}: expected config:PRESET or a GPT-2 config.json file")
-        settings = json.loads(path.read_text())
     eos = tokenizer.eos_token_id
-    config = GPT2Config(**{**settings, "vocab_size": len(tokenizer), "bos_token_id": eos, "eos_token_id": eos})
+    config = GPT2Config(**{**_init_settings(init), "vocab_size": len(tokenizer), "bos_token_id": eos, "eos_token_id": eos})
     torch.manual_seed(seed)
     return GPT2LMHeadModel(config)
 
