@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, offline: build the embedded base (first run only), fine-tune a support-bot
+# The main job, offline: publish the embedded base (first run only), fine-tune a support-bot
 # adapter on the bundled data, list the registry, and answer two held-out questions with the
 # bare base and with the adapter, side by side.
 set -euo pipefail
