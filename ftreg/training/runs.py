@@ -3,9 +3,9 @@
     <FTREG_HOME>/runs/<run-id>/run.json        settings, status, pid, published reference
     <FTREG_HOME>/runs/<run-id>/checkpoints/    written by the strategy every --save-steps
 
-A checkpoint counts only when its state file parses (`trainer_state.json` for the Trainer,
-`loop_state.json` for scratch); both are written last, so a process killed while saving leaves
-a checkpoint that is skipped, never one that is half used.
+Checkpoints are written in a temporary directory and renamed into place when complete; as a
+second guard, one counts only when its state file parses (`trainer_state.json` for the Trainer,
+`loop_state.json` for scratch), so a checkpoint is never half used.
 """
 
 from __future__ import annotations

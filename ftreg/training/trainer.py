@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,7 +58,6 @@ def training_arguments(spec: TrainSpec, output_dir: str, show_progress: bool, ch
         # Checkpoints exist to resume a run; the result goes to the registry.
         save_strategy="steps" if checkpoints else "no",
         save_steps=spec.save_steps or 1,  # ignored without checkpoints, but must be positive
-        save_total_limit=spec.save_total_limit,
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning only helps copies to a GPU
         # Said explicitly on a CPU-only machine so that under torchrun accelerate picks gloo data parallelism.
@@ -73,9 +74,19 @@ def run_trainer(model, job: TrainJob, **argument_overrides) -> dict[str, float]:
     model.config.use_cache = False  # a KV cache would disable the packed-sequence mask
     checkpoints = job.checkpoint_dir is not None and job.spec.save_steps > 0
     with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
-        output_dir = str(job.checkpoint_dir) if checkpoints else scratch
-        args = training_arguments(job.spec, output_dir, job.show_progress, checkpoints, **argument_overrides)
-        trainer = Trainer(model=model, args=args, train_dataset=to_dataset(job.train), data_collator=packing_collator())
+        callbacks = []
+        output_dir = scratch
+        if checkpoints:
+            # The Trainer writes checkpoint-N in place; it writes into a staging directory instead,
+            # and a callback renames each checkpoint into the run's directory once it is complete.
+            output_dir = job.checkpoint_dir / ".staging"
+            shutil.rmtree(output_dir, ignore_errors=True)  # what a killed save left behind
+            output_dir.mkdir(parents=True)
+            callbacks.append(_checkpoint_publisher(output_dir, job.checkpoint_dir, job.spec.save_total_limit))
+        args = training_arguments(job.spec, str(output_dir), job.show_progress, checkpoints, **argument_overrides)
+        trainer = Trainer(
+            model=model, args=args, train_dataset=to_dataset(job.train), data_collator=packing_collator(), callbacks=callbacks
+        )
         # Resuming restores weights, optimizer, scheduler, RNG states and the data position; the
         # Trainer reads those files with torch.load(weights_only=True), never as pickles.
         result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
@@ -101,3 +112,19 @@ def run_trainer(model, job: TrainJob, **argument_overrides) -> dict[str, float]:
     }
     Path(job.output_dir, TRAIN_LOG).write_text(json.dumps(train_log) + "\n")
     return {key: round(float(value), 6) for key, value in metrics.items()}
+
+
+def _checkpoint_publisher(staging: Path, checkpoints: Path, keep: int):
+    """A callback that moves each complete checkpoint from ``staging`` into ``checkpoints`` by rename."""
+    from transformers import TrainerCallback
+
+    class PublishCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            name = f"checkpoint-{state.global_step}"
+            if (staging / name).is_dir():  # only the process that saves has one
+                os.rename(staging / name, checkpoints / name)
+                saved = sorted((int(p.name.split("-")[1]), p) for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+                for _, old in saved[:-keep]:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    return PublishCheckpoints()
