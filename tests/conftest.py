@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from ftreg import plugins
 from ftreg.registry import Registry
+from hub_server import hub  # noqa: F401 - the fixture: a fake Hugging Face Hub on 127.0.0.1
 
 # Tests never reach the Hub: a base that is not local must fail fast, not hang on the network.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -60,9 +60,7 @@ token paths (so a developer's stored token is never sent), and the endpoint of t
 ``huggingface_hub.hf_api.api`` behind ``huggingface_hub.create_repo`` & co. ``HfApi()`` created after
 that, ``snapshot_download`` and ``hf_hub_download`` then all talk to the FakeHub.
 
-Usage in a test module (tests/ is on sys.path)::
-
-    from hub_server import HUB_TOKEN, hub  # noqa: F401  (``hub`` is a pytest fixture)
+Usage in a test module (conftest.py exposes the ``hub`` fixture to every test)::
 
     def test_x(hub, tmp_path):   # hub: a started FakeHub; client configured, HF_TOKEN=HUB_TOKEN
         HfApi().create_repo("alice/m", exist_ok=True)

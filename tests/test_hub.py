@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import HfApi, file_download
 
 from conftest import write_json
-from hub_server import HUB_TOKEN, hub  # noqa: F401 - `hub` is a fixture
+from hub_server import HUB_TOKEN
 from test_train_generate import PAIRS
 
 REPO = "alice/support-bot"

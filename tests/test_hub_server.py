@@ -14,7 +14,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hub_server import FakeHub, configure_client, hub  # noqa: F401  (hub is a fixture)
+from hub_server import FakeHub, configure_client
 
 REPO = "alice/tiny-adapter"
 PATTERNS = ["*.safetensors", "*.json", "README.md"]

@@ -36,7 +36,7 @@ class CsvQaFormat(DatasetFormat):
         try:
             header = [name.strip() for name in next(reader)]
         except csv.Error as error:
-            raise problems.fatal(f"invalid CSV: {error}", reader.line_num)
+            raise problems.fatal(f"invalid CSV: {error}", reader.line_num) from error
         missing = [name for name in names.values() if name not in header]
         if missing:
             raise problems.fatal(f"missing column {', '.join(map(repr, missing))}; the header has {', '.join(map(repr, header))}", 1)
