@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,8 @@ class LoadedDataset:
     examples: list[Example]
     duplicate_lines: list[int]  # examples identical to an earlier one (kept, but worth a warning)
 
-    @property
-    def fingerprint(self) -> str:
+    @functools.cached_property
+    def fingerprint(self) -> str:  # read once: the run record, the resume check and the manifest all use it
         return "sha256:" + hashlib.sha256(self.path.read_bytes()).hexdigest()
 
     def describe(self) -> dict:

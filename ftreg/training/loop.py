@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ftreg.training.examples import IGNORE_INDEX, EncodedExample
+from ftreg.training.runs import prune_checkpoints
 from ftreg.training.spec import TrainSpec
 from ftreg.training.trainer import packing_collator
 
@@ -165,9 +166,7 @@ def _save_checkpoint(directory: Path, keep: int, result: LoopResult, model, opti
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
     os.rename(temporary, directory / f"step-{result.steps}")
-    complete = sorted((int(p.name.removeprefix("step-")), p) for p in directory.glob("step-*") if p.name.removeprefix("step-").isdigit())
-    for _, old in complete[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(directory, keep)
     for leftover in directory.glob(".tmp-step-*"):  # saves cut short by a killed process
         shutil.rmtree(leftover, ignore_errors=True)
 

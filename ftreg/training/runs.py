@@ -76,9 +76,9 @@ class Run:
             return []
         found = []
         for path in self.checkpoint_dir.iterdir():
-            match = _STEP.match(path.name)
-            if match and any(_parses(path / name) for name in STATE_FILES):
-                found.append((int(match[1]), path))
+            step = checkpoint_step(path)
+            if step is not None and any(_parses(path / name) for name in STATE_FILES):
+                found.append((step, path))
         return sorted(found)
 
     def newest_checkpoint(self) -> Path | None:
@@ -94,6 +94,21 @@ class Run:
             "resumable": self.resumable,
             "newest_checkpoint_step": newest[-1][0] if newest else None,
         }
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """N for a directory named step-N (scratch) or checkpoint-N (Trainer); None for anything else."""
+    match = _STEP.match(path.name)
+    return int(match[1]) if match else None
+
+
+def prune_checkpoints(directory: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints in ``directory``."""
+    import shutil
+
+    saved = sorted((step, path) for path in directory.iterdir() if (step := checkpoint_step(path)) is not None)
+    for _, old in saved[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _parses(path: Path) -> bool:

@@ -118,13 +118,13 @@ def _checkpoint_publisher(staging: Path, checkpoints: Path, keep: int):
     """A callback that moves each complete checkpoint from ``staging`` into ``checkpoints`` by rename."""
     from transformers import TrainerCallback
 
+    from ftreg.training.runs import prune_checkpoints
+
     class PublishCheckpoints(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             name = f"checkpoint-{state.global_step}"
             if (staging / name).is_dir():  # only the process that saves has one
                 os.rename(staging / name, checkpoints / name)
-                saved = sorted((int(p.name.split("-")[1]), p) for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
-                for _, old in saved[:-keep]:
-                    shutil.rmtree(old, ignore_errors=True)
+                prune_checkpoints(checkpoints, keep)
 
     return PublishCheckpoints()
