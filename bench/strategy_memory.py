@@ -23,7 +23,7 @@ TARGET = 0.5
 def make_base(directory: Path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from ftreg.embedded_base import SHIPPED
+    from ftreg.bases.embedded import SHIPPED
 
     GPT2LMHeadModel(GPT2Config()).save_pretrained(directory)
     for name in ("tokenizer.json", "tokenizer_config.json"):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ftreg.data import dataset_path
+from ftreg.datasets.loading import dataset_path
 
 TARGET = 2.0
 MAX_LENGTH = "256"

@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from ftreg.registry.lineage import flat_settings
 
 CARD = "README.md"
 
 
-def write_model_card(directory: Path, *, name: str, kind: str, base: str, base_source: dict, strategy: str, dataset: dict, config: dict, metrics: dict, prompt_template: str) -> None:
+def write_model_card(
+    directory: Path,
+    *,
+    name: str,
+    kind: str,
+    base: str,
+    base_source: dict[str, Any],
+    strategy: str,
+    dataset: dict[str, Any],
+    config: dict[str, Any],
+    metrics: dict[str, float],
+    prompt_template: str,
+) -> None:
     import yaml
 
     base_model = base_source.get("repo_id", base)  # a Hub id where there is one, else the registry ref
@@ -24,7 +39,7 @@ def write_model_card(directory: Path, *, name: str, kind: str, base: str, base_s
         "datasets": [dataset["fingerprint"]],
         "metrics": sorted(key for key in metrics if key.endswith("loss")),
     }
-    rows = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in sorted(config.items()))
+    rows = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in sorted(flat_settings(config).items()))
     results = "\n".join(f"| {key} | {value:.4g} |" for key, value in sorted(metrics.items()) if isinstance(value, (int, float)))
     curve = "\n## Loss curve\n\n![loss curve](loss.png)\n" if (directory / "loss.png").is_file() else ""
     usage = _usage(kind, base_model, name)

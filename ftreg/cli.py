@@ -7,18 +7,20 @@ commands that need them, so ``--help``, ``list``, ``show`` and ``plugins`` start
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
+import typing
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from ftreg import __version__, plugins
-from ftreg.adapters.compose import SamplingOptions
-from ftreg.errors import FtregError
-from ftreg.registry import Registry, lineage
-from ftreg.training.spec import SCHEDULERS, TrainSpec
+import ftreg
+from ftreg import FtregError, GenerationOptions, Registry, TrainSpec, __version__
 
 
 class UserError(click.ClickException):
@@ -48,6 +50,20 @@ def cli(ctx: click.Context, registry_home: Path | None) -> None:
     """Train, version, compare and serve fine-tuned GPT-2 models."""
     ctx.obj = Registry(registry_home)
     ctx.call_on_close(ctx.obj.close)
+    _warnings_as_lines()
+
+
+def _warnings_as_lines() -> None:
+    """Warnings ftreg raises for the user (a plugin's failed event hook, an old setting) print as one line."""
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, (ftreg.PluginWarning, ftreg.SettingsWarning)):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 pass_registry = click.make_pass_decorator(Registry)
@@ -103,7 +119,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     """Show one version: what it is, what made it, and its files."""
     entry = registry.resolve(ref)
     if as_json:
-        _echo_json({**entry.to_json(), "lineage": lineage.chain(registry, entry)})
+        _echo_json({**entry.to_json(), "lineage": registry.lineage(entry)})
         return
     m = entry.manifest
     lines = [
@@ -116,7 +132,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
         ("dataset", json.dumps(m.get("dataset")) if m.get("dataset") else "-"),
         ("metrics", "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(entry.metrics.items())) or "-"),
         ("config", json.dumps(entry.config, sort_keys=True) if entry.config else "-"),
-        ("lineage", " <- ".join(lineage.chain(registry, entry))),
+        ("lineage", " <- ".join(registry.lineage(entry))),
         ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={v}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
     ]
     for key, value in lines:
@@ -144,11 +160,11 @@ def rm(registry: Registry, ref: str, force: bool) -> None:
 def tag(registry: Registry, ref: str, alias: str | None, remove: bool) -> None:
     """Point NAME@ALIAS at the version REF resolves to (moving it if it exists); every move is kept."""
     if remove:
-        name, _, alias = ref.partition("@")
-        if not alias:
+        parsed = ftreg.parse_ref(ref)
+        if not parsed.alias:
             raise UserError(f"--rm takes NAME@ALIAS, got {ref!r}")
-        entry = registry.untag(name, alias)
-        click.echo(f"Removed {name}@{alias} (was {entry.ref})")
+        entry = registry.untag(parsed.name, parsed.alias)
+        click.echo(f"Removed {parsed} (was {entry.ref})")
         return
     if alias is None:
         raise UserError("missing ALIAS: ftreg tag REF ALIAS")
@@ -162,9 +178,10 @@ def tag(registry: Registry, ref: str, alias: str | None, remove: bool) -> None:
 @pass_registry
 def history(registry: Registry, alias_ref: str, as_json: bool) -> None:
     """Every move of an alias: where it pointed, when, and who moved it."""
-    name, _, alias = alias_ref.partition("@")
-    if not alias:
+    parsed = ftreg.parse_ref(alias_ref)
+    if not parsed.alias:
         raise UserError(f"expected NAME@ALIAS, got {alias_ref!r}")
+    name, alias = parsed.name, parsed.alias
     moves = registry.alias_history(name, alias)
     if not moves:
         raise UserError(f"{alias_ref} has never pointed anywhere")
@@ -198,7 +215,7 @@ def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
 def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
     """What differs between two versions: lineage, settings and metrics."""
     left, right = registry.resolve(a), registry.resolve(b)
-    differences = lineage.differences(left, right)
+    differences = registry.differences(left, right)
     if as_json:
         _echo_json(differences)
         return
@@ -220,9 +237,7 @@ def _short(value) -> str:
 @pass_registry
 def runs(registry: Registry, as_json: bool) -> None:
     """List training runs: running, finished, failed, interrupted (resumable with --resume)."""
-    from ftreg.training.runs import list_runs
-
-    found = [run.to_json() for run in list_runs(registry)]
+    found = [run.to_json() for run in ftreg.runs(registry=registry)]
     if as_json:
         _echo_json(found)
         return
@@ -241,94 +256,137 @@ def runs(registry: Registry, as_json: bool) -> None:
 
 
 @cli.command(name="plugins")
+@click.option("--strategy", metavar="NAME", help="Show one training strategy's options instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def plugins_(as_json: bool) -> None:
+def plugins_(strategy: str | None, as_json: bool) -> None:
     """List installed plugins, their hooks, and errors of broken ones."""
-    infos = plugins.plugin_infos()
+    if strategy is not None:
+        options = ftreg.training_strategies().get(strategy)
+        if options is None:
+            raise UserError(f"unknown training strategy {strategy!r}; available: {', '.join(sorted(ftreg.training_strategies()))}")
+        described = options.options_class.describe()
+        if as_json:
+            _echo_json(described)
+        else:
+            click.echo(_strategy_options_text(strategy))
+        return
+    infos = ftreg.plugin_infos()
     if as_json:
         _echo_json([info.to_json() for info in infos])
         return
     rows = [[info.name, info.version or "", ", ".join(info.hooks), f"BROKEN: {info.error}" if info.error else "ok"] for info in infos]
     click.echo(_table(["PLUGIN", "VERSION", "HOOKS", "STATUS"], rows))
-    formats, strategies = plugins.dataset_formats(), plugins.training_strategies()
-    click.echo(f"\nDataset formats: {', '.join(sorted(formats)) or 'none'}")
-    click.echo(f"Training strategies: {', '.join(sorted(strategies)) or 'none'}")
+    click.echo("\nDataset formats:")
+    for name, fmt in sorted(ftreg.dataset_formats().items()):
+        click.echo(f"  {name:<14}{fmt.description}")
+    click.echo("Training strategies:")
+    for name, found in sorted(ftreg.training_strategies().items()):
+        click.echo(f"  {name:<14}{found.description}")
 
 
-def _parse_columns(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
-    columns = {}
-    for value in values:
-        field, sep, name = value.partition("=")
-        if not sep or not field or not name:
-            raise click.BadParameter(f"expected FIELD=NAME, got {value!r}", param=param)
-        columns[field] = name
-    return columns
+def _strategy_options_text(name: str) -> str:
+    described = ftreg.training_strategies()[name].options_class.describe()
+    if not described:
+        return f"Strategy {name} has no options of its own."
+    lines = [f"Options of strategy {name} (-o KEY=VALUE, or a [{name}] table in --config):"]
+    for item in described:
+        lines.append(f"  {item['name']} ({item['type']}, default {item['default']!r}): {item['help']}")
+    return "\n".join(lines)
 
 
-@cli.command()
+def _parse_pairs(what: str) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], dict[str, str]]:
+    def parse(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+        pairs = {}
+        for value in values:
+            key, sep, item = value.partition("=")
+            if not sep or not key or not item:
+                raise click.BadParameter(f"expected {what}, got {value!r}", param=param)
+            pairs[key] = item
+        return pairs
+
+    return parse
+
+
+def _spec_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A flag for every shared setting, generated from TrainSpec's fields and their help."""
+    hints = typing.get_type_hints(TrainSpec)
+    for spec_field in reversed(dataclasses.fields(TrainSpec)):
+        meta = spec_field.metadata
+        if not meta.get("cli", True):
+            continue
+        flag = "--" + spec_field.name.replace("_", "-")
+        names = [flag, *meta.get("aliases", ()), spec_field.name]
+        kind = hints[spec_field.name]
+        if kind is dict[str, str]:
+            option = click.option(flag, spec_field.name, multiple=True, callback=_parse_pairs("FIELD=NAME"), metavar=meta.get("metavar"), help=meta["help"])
+        elif spec_field.name == "strategy":
+            option = click.option(*names, help=meta["help"], is_eager=True, callback=_remember_strategy)
+        elif meta.get("required"):
+            option = click.option(*names, help=meta["help"])
+        elif "choices" in meta:
+            option = click.option(*names, type=click.Choice(meta["choices"]), default=spec_field.default, show_default=True, help=meta["help"])
+        elif kind in (int, float):
+            option = click.option(*names, type=kind, default=spec_field.default, show_default=True, help=meta["help"])
+        else:
+            option = click.option(*names, default=spec_field.default, help=meta["help"])
+        command = option(command)
+    return command
+
+
+def _moved_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The first release's flags for settings that became strategy options: a one-line error naming the new form."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            strategy, name = ftreg.MOVED_TO_OPTIONS[param.name or ""]
+            raise UserError(f"--{(param.name or '').replace('_', '-')} is now an option of the {strategy} strategy: use -o {name}={value}")
+
+    for old in ftreg.MOVED_TO_OPTIONS:
+        command = click.option("--" + old.replace("_", "-"), old, hidden=True, expose_value=False, callback=refuse)(command)
+    return command
+
+
+class TrainCommand(click.Command):
+    """``ftreg train --strategy S --help`` also lists the options of strategy S."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        strategy = ctx.meta.get("ftreg.strategy")
+        names = [strategy] if strategy in ftreg.training_strategies() else sorted(ftreg.training_strategies())
+        formatter.write("\n" + "\n\n".join(_strategy_options_text(name) for name in names) + "\n")
+
+
+def _remember_strategy(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    ctx.meta["ftreg.strategy"] = value
+    return value
+
+
+@cli.command(cls=TrainCommand)
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML or YAML file of settings (keys as in --print-config); flags override it.")
 @click.option("--from", "parent", metavar="REF", help="Re-run the settings of this version (override any of them with flags) and record it as the parent.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML and exit.")
 @click.option("--resume", "resume_run", metavar="RUN", help="Continue an interrupted run (see `ftreg runs`) from its newest complete checkpoint.")
-@click.option("--strategy", help="Training strategy (see `ftreg plugins`), e.g. lora8bit.")
-@click.option("--dataset", help="Dataset file, or builtin:NAME (builtin:support).")
-@click.option("--name", help="Registry name; the result is its next version.")
-@click.option("--base", default=None, help="Base: registry checkpoint, Hugging Face id (gpt2) or directory. Default: the embedded tiny-gpt2.")
-@click.option("--format", "format_", help="Dataset format (see `ftreg plugins`). Default: detected from the content.")
-@click.option("--column", "columns", multiple=True, callback=_parse_columns, metavar="FIELD=NAME", help="Read FIELD from the file's column/key NAME, e.g. question=Q. Repeatable.")
-@click.option("--eval-dataset", help="Held-out dataset for eval loss (same format), instead of --eval-split.")
-@click.option("--epochs", type=float, default=TrainSpec.epochs, show_default=True)
-@click.option("--max-steps", type=int, default=TrainSpec.max_steps, show_default=True, help="> 0 overrides --epochs.")
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, default=TrainSpec.learning_rate, show_default=True)
-@click.option("--batch-size", type=int, default=TrainSpec.batch_size, show_default=True, help="Per-device batch size.")
-@click.option("--grad-accum", type=int, default=TrainSpec.grad_accum, show_default=True, help="Gradient accumulation steps.")
-@click.option("--lr-scheduler", type=click.Choice(SCHEDULERS), default=TrainSpec.lr_scheduler, show_default=True)
-@click.option("--warmup-steps", type=int, default=TrainSpec.warmup_steps, show_default=True)
-@click.option("--max-grad-norm", type=float, default=TrainSpec.max_grad_norm, show_default=True)
-@click.option("--weight-decay", type=float, default=TrainSpec.weight_decay, show_default=True)
-@click.option("--seed", type=int, default=TrainSpec.seed, show_default=True)
-@click.option("--logging-steps", type=int, default=TrainSpec.logging_steps, show_default=True)
-@click.option("--max-length", type=int, default=TrainSpec.max_length, show_default=True, help="Truncate examples to this many tokens.")
-@click.option("--eval-split", type=float, default=TrainSpec.eval_split, show_default=True, help="Fraction held out for eval loss.")
-@click.option("--save-steps", type=int, default=TrainSpec.save_steps, show_default=True, help="Write a resumable checkpoint every N steps (0: never).")
-@click.option("--save-total-limit", type=int, default=TrainSpec.save_total_limit, show_default=True, help="Keep only the newest K checkpoints.")
-@click.option("--eval-steps", type=int, default=TrainSpec.eval_steps, show_default=True, help="scratch: evaluate every N steps.")
-@click.option("--patience", type=int, default=TrainSpec.patience, show_default=True, help="scratch: stop after N evaluations without improvement (0: never).")
-@click.option("--init", help="scratch: start from random weights: config:tiny or a GPT-2 config.json.")
-@click.option("--lora-r", type=int, default=TrainSpec.lora_r, show_default=True)
-@click.option("--lora-alpha", type=int, default=TrainSpec.lora_alpha, show_default=True)
-@click.option("--lora-dropout", type=float, default=TrainSpec.lora_dropout, show_default=True)
+@click.option("-o", "--option", "strategy_options", multiple=True, callback=_parse_pairs("KEY=VALUE"), metavar="KEY=VALUE", help="A setting of the strategy's own (see below). Repeatable.")
+@_spec_options
+@_moved_flags
 @click.pass_context
-def train(ctx: click.Context, config_file: Path | None, parent: str | None, print_config: bool, resume_run: str | None, **options) -> None:
+def train(ctx: click.Context, config_file: Path | None, parent: str | None, print_config: bool, resume_run: str | None, strategy_options: dict[str, str], **flags: Any) -> None:
     """Train a model and publish it as the next version of --name."""
-    from ftreg.training.config import effective_spec, to_toml
-    from ftreg.training.run import train as run_training
-    from ftreg.training.runs import load_run
-
     registry: Registry = ctx.obj
-    run = None
-    if resume_run:
-        # A resumed run continues with exactly the settings it started with.
-        run = load_run(registry, resume_run)
-        if not run.resumable:
-            raise UserError(f"run {run.id} is {run.status}; only an interrupted or failed run with a checkpoint can be resumed")
-        spec = TrainSpec(**run.record["settings"])
-        parent_entry = registry.resolve(run.record["parent"]) if run.record["parent"] else None
-    else:
-        explicit = {
-            ("format" if key == "format_" else key): value
-            for key, value in options.items()
-            if ctx.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-        }
-        parent_entry = registry.resolve(parent) if parent else None
-        spec = effective_spec(explicit, config_file, parent_entry)
-    if print_config:
-        click.echo(to_toml(spec), nl=False)
-        return
+    notify = lambda note: click.echo(note, err=True)  # noqa: E731
     # Training libraries print progress and logs to stdout; stdout is kept for the new reference alone,
     # so that `ref=$(ftreg train ...)` works.
-    with contextlib.redirect_stdout(sys.stderr):
-        entry = run_training(spec, registry, notify=lambda note: click.echo(note, err=True), parent=parent_entry, resume=run)
+    if resume_run:
+        with contextlib.redirect_stdout(sys.stderr):
+            entry = ftreg.resume(resume_run, registry=registry, notify=notify)
+    else:
+        given = {key: value for key, value in flags.items() if ctx.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+        spec = ftreg.settings(given, options=strategy_options, config_file=config_file, parent=parent, registry=registry)
+        if print_config:
+            click.echo(spec.to_toml(), nl=False)
+            return
+        with contextlib.redirect_stdout(sys.stderr):
+            entry = ftreg.train(spec, registry=registry, parent=parent, notify=notify)
     if entry is not None:
         click.echo(entry.ref)
 
@@ -339,21 +397,19 @@ def train(ctx: click.Context, config_file: Path | None, parent: str | None, prin
 @click.option("--base", help="Base to generate with: alone, or instead of the adapter's recorded base.")
 @click.option("--format", "prompt_format", help="Wrap the prompt in this dataset format's template (default: the adapter's).")
 @click.option("--raw", is_flag=True, help="Send the prompt as it is, without any template.")
-@click.option("--max-new-tokens", type=int, default=SamplingOptions.max_new_tokens, show_default=True)
-@click.option("--temperature", type=float, default=SamplingOptions.temperature, show_default=True)
-@click.option("--top-p", type=float, default=SamplingOptions.top_p, show_default=True)
-@click.option("--top-k", type=int, default=SamplingOptions.top_k, show_default=True)
-@click.option("--repetition-penalty", type=float, default=SamplingOptions.repetition_penalty, show_default=True)
+@click.option("--max-new-tokens", type=int, default=GenerationOptions.max_new_tokens, show_default=True)
+@click.option("--temperature", type=float, default=GenerationOptions.temperature, show_default=True)
+@click.option("--top-p", type=float, default=GenerationOptions.top_p, show_default=True)
+@click.option("--top-k", type=int, default=GenerationOptions.top_k, show_default=True)
+@click.option("--repetition-penalty", type=float, default=GenerationOptions.repetition_penalty, show_default=True)
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (deterministic).")
 @click.option("--seed", type=int, help="Seed for sampling.")
 @click.option("--json", "as_json", is_flag=True, help='Print [{"prompt": ..., "completion": ...}, ...] instead.')
 @pass_registry
 def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_format, raw, as_json, **sampling) -> None:
     """Generate a completion for each PROMPT; prints the completions only."""
-    from ftreg.adapters.compose import compose
-
-    options = SamplingOptions(**sampling)
-    composed = compose(registry, adapter=adapter, base=base, prompt_format=prompt_format)
+    options = GenerationOptions(**sampling)
+    composed = ftreg.load(adapter, base=base, prompt_format=prompt_format, registry=registry)
     completions = [(text, composed.generate(text, options, raw=raw)) for text in prompt]
     if as_json:
         _echo_json([{"prompt": text, "completion": completion, "model": composed.description} for text, completion in completions])
@@ -369,9 +425,7 @@ def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_
 @pass_registry
 def export(registry: Registry, ref: str, directory: Path, merge: bool) -> None:
     """Write a version to DIRECTORY in standard Hugging Face layout, for use without ftreg."""
-    from ftreg.adapters.export import export as export_version
-
-    click.echo(export_version(registry, ref, directory, merge=merge, notify=lambda note: click.echo(note, err=True)))
+    click.echo(ftreg.export(ref, directory, merge=merge, registry=registry, notify=lambda note: click.echo(note, err=True)))
 
 
 @cli.command()
@@ -381,11 +435,7 @@ def export(registry: Registry, ref: str, directory: Path, merge: bool) -> None:
 @pass_registry
 def push(registry: Registry, ref: str, repo_id: str, private: bool) -> None:
     """Upload a version to the Hugging Face Hub as one commit tagged vN; prints its URL."""
-    from ftreg.hub import push as push_version
-
-    entry = registry.resolve(ref)
-    registry.verify_files(entry)
-    click.echo(push_version(entry, repo_id, private=private))
+    click.echo(ftreg.push(ref, repo_id, private=private, registry=registry))
 
 
 @cli.command()
@@ -395,9 +445,7 @@ def push(registry: Registry, ref: str, repo_id: str, private: bool) -> None:
 @pass_registry
 def pull(registry: Registry, repo: str, name: str, trust_pickle: bool) -> None:
     """Download a Hub repository, check it, and register it as a new local version."""
-    from ftreg.hub import pull as pull_version
-
-    entry = pull_version(registry, repo, name, trust_pickle=trust_pickle, notify=lambda note: click.echo(note, err=True))
+    entry = ftreg.pull(repo, name, trust_pickle=trust_pickle, registry=registry, notify=lambda note: click.echo(note, err=True))
     click.echo(entry.ref)
 
 
@@ -409,24 +457,16 @@ def data() -> None:
 @data.command(name="check")
 @click.argument("dataset")
 @click.option("--format", "format_", help="Dataset format. Default: detected from the content.")
-@click.option("--column", "columns", multiple=True, callback=_parse_columns, metavar="FIELD=NAME", help="Read FIELD from column/key NAME. Repeatable.")
+@click.option("--column", "columns", multiple=True, callback=_parse_pairs("FIELD=NAME"), metavar="FIELD=NAME", help="Read FIELD from column/key NAME. Repeatable.")
 @click.option("--base", help="Whose tokenizer counts the tokens. Default: the embedded tiny-gpt2.")
 @click.option("--max-length", type=int, default=TrainSpec.max_length, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_registry
 def data_check(registry: Registry, dataset: str, format_, columns, base, max_length: int, as_json: bool) -> None:
     """Describe DATASET as training would see it; exit code 0 when it is trainable."""
-    from transformers import AutoTokenizer
-
-    from ftreg.bases import resolve_base
-    from ftreg.dataset import check_report, load_dataset
-    from ftreg.training.run import context_length
-
-    loaded = load_dataset(dataset, format_, columns)
-    resolved = resolve_base(base, registry)
-    report = check_report(loaded, AutoTokenizer.from_pretrained(resolved.path), min(max_length, context_length(resolved.path)))
+    report = ftreg.check_dataset(dataset, format=format_, columns=columns, base=base, max_length=max_length, registry=registry)
     if as_json:
-        _echo_json({**report, "tokenizer": resolved.ref})
+        _echo_json(report)
         return
     tokens = report["tokens"]
     duplicates = report["duplicate_lines"]
@@ -434,7 +474,7 @@ def data_check(registry: Registry, dataset: str, format_, columns, base, max_len
         ("file", f"{report['path']}" + (f" ({dataset})" if dataset != report["path"] else "")),
         ("format", report["format"] + (" (detected)" if report["detected"] else "")),
         ("examples", f"{report['examples']}" + (f" (warning: {len(duplicates)} duplicates, lines {', '.join(map(str, duplicates[:10]))})" if duplicates else "")),
-        ("tokens", f"min {tokens['min']}  median {tokens['median']}  p95 {tokens['p95']}  max {tokens['max']}  (tokenizer of {resolved.ref})"),
+        ("tokens", f"min {tokens['min']}  median {tokens['median']}  p95 {tokens['p95']}  max {tokens['max']}  (tokenizer of {report['tokenizer']})"),
         ("truncated", f"{report['truncated']} of {report['examples']} at --max-length {report['max_length']}"),
     ]
     for key, value in lines:
@@ -453,13 +493,10 @@ def base() -> None:
 @pass_registry
 def base_init(registry: Registry, rebuild: bool) -> None:
     """Publish the embedded tiny GPT-2 base (once; later calls print the existing one)."""
-    from ftreg.embedded_base import BaseRecipe, build_embedded_base, ensure_embedded_base
-
-    entry = build_embedded_base(registry, BaseRecipe()) if rebuild else ensure_embedded_base(registry)
-    click.echo(entry.ref)
+    click.echo(ftreg.init_base(rebuild=rebuild, registry=registry).ref)
 
 
-plugins.register_commands(cli)
+ftreg.add_plugin_commands(cli)
 
 
 def main() -> None:

@@ -38,3 +38,7 @@ class ConfigError(FtregError, ValueError):
 
 class UnknownPlugin(FtregError, LookupError):
     """No loaded plugin provides the requested dataset format or training strategy."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin's event hook raised; what triggered the event went ahead. The message names the plugin."""

@@ -1,209 +1,31 @@
-"""What a dataset-format plugin provides, and helpers for writing one.
+"""The documented home of the dataset-format contract (``from ftreg.formats import DatasetFormat``).
 
-A format reads a file into `Example`s. An example is a sequence of text segments, each marked
-as carrying loss or not; that is enough for instruction data (prompt masked, response trained),
-plain text (all trained) and chat (assistant turns trained).
+The definitions live in `ftreg.contract.formats`; this module keeps plugins written against the
+first release's documented imports working unchanged.
 """
 
-from __future__ import annotations
+from ftreg.contract.formats import (
+    MAX_PROBLEMS,
+    DatasetFormat,
+    Example,
+    Problems,
+    Segment,
+    check_string_fields,
+    first_json_record,
+    looks_like_json,
+    read_json_records,
+    read_text,
+)
 
-import difflib
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
-from ftreg.errors import DatasetError
-
-# Past this many problems a report stops listing them: the user has enough to fix.
-MAX_PROBLEMS = 20
-
-
-@dataclass(frozen=True)
-class Segment:
-    text: str
-    trains: bool  # whether its tokens carry loss
-    eos: bool = False  # followed by the end-of-text token (with the same loss), so the model learns to stop
-
-
-@dataclass(frozen=True)
-class Example:
-    segments: tuple[Segment, ...]
-    line: int  # 1-based line of the source file where the example starts
-
-
-class DatasetFormat:
-    """Base class for dataset formats. Subclasses set the attributes and implement `read`."""
-
-    name: str = ""
-    description: str = ""
-    # How a user's prompt is wrapped at generation time; "{prompt}" marks where it goes.
-    # It must equal the untrained prefix that `read` produces for a one-turn example.
-    prompt_template: str = "{prompt}"
-
-    def score(self, path: Path, sample: str) -> float:
-        """How sure this format is that it can read the file (0: not at all, 1: certain).
-
-        ``sample`` is the file's first characters; used when no --format is given.
-        """
-        return 0.0
-
-    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Example]:
-        """Every example of the file. ``columns`` renames fields: {"question": "Q"} reads "Q"."""
-        raise NotImplementedError
-
-    def render_prompt(self, text: str) -> str:
-        return self.prompt_template.replace("{prompt}", text)
-
-
-class Problems:
-    """Collects every problem of a file so one run reports them all, then raises once."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.messages: list[str] = []
-
-    def add(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        where = str(self.path) + (f":{line}" if line else "") + (f":{column}" if column and line else "")
-        self.messages.append(f"{where}: {message}")
-
-    def fatal(self, message: str, line: int | None = None) -> DatasetError:
-        """A problem that stops reading: the error to raise, listing earlier problems too."""
-        self.add(message, line)
-        return DatasetError(self._report())
-
-    def raise_if_any(self) -> None:
-        if self.messages:
-            raise DatasetError(self._report())
-
-    def _report(self) -> str:
-        shown = self.messages[:MAX_PROBLEMS]
-        if len(self.messages) > MAX_PROBLEMS:
-            shown.append(f"... and {len(self.messages) - MAX_PROBLEMS} more problems")
-        return "\n".join(shown)
-
-
-def read_text(path: Path) -> str:
-    """The file's text, or a DatasetError naming the line of the first byte that is not UTF-8."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DatasetError(f"{path}: cannot read: {error.strerror}") from error
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DatasetError(f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from error
-    if not text.strip():
-        raise DatasetError(f"{path}: the file is empty")
-    return text
-
-
-def read_json_records(path: Path) -> list[tuple[int, object]]:
-    """Read a JSON array or JSON Lines file into ``(line, value)`` pairs, each at its own line."""
-    text = read_text(path)
-    if text.lstrip("\ufeff \t\r\n").startswith("["):
-        return _json_array_records(path, text)
-    lines = text.splitlines()
-    if sum(1 for line in lines if line.strip()) > 1:
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            pass  # not one JSON value: JSON Lines, checked line by line below
-        else:
-            raise DatasetError(f"{path}:1: the file is one JSON {type(whole).__name__}; expected a JSON array of records or JSON Lines")
-    problems = Problems(path)
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append((number, json.loads(line)))
-        except json.JSONDecodeError as error:
-            problems.add(f"invalid JSON: {error.msg}", number, error.colno)
-    problems.raise_if_any()
-    return records
-
-
-def _json_array_records(path: Path, text: str) -> list[tuple[int, object]]:
-    # Decode element by element so each record keeps the line it starts on.
-    decoder = json.JSONDecoder()
-    try:
-        decoder.decode(text)
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from error
-    records = []
-    index = text.index("[") + 1
-    while True:
-        index = _skip(text, index, ", \t\r\n")
-        if text[index] == "]":
-            return records
-        value, end = decoder.raw_decode(text, index)
-        records.append((text.count("\n", 0, index) + 1, value))
-        index = end
-
-
-def _skip(text: str, index: int, characters: str) -> int:
-    while text[index] in characters:
-        index += 1
-    return index
-
-
-def check_string_fields(
-    record: object, fields: tuple[str, ...], problems: Problems, line: int, columns: dict[str, str] | None = None
-) -> dict[str, str] | None:
-    """The record's fields as stripped strings, keyed by field name; None after reporting problems.
-
-    ``columns`` maps a field to the key it has in this file (``--column response=answer``).
-    """
-    keys = {field: (columns or {}).get(field, field) for field in fields}
-    if not isinstance(record, dict):
-        problems.add(f"expected an object with keys {', '.join(keys.values())}, got {type(record).__name__}", line)
-        return None
-    values = {}
-    for field, key in keys.items():
-        value = record.get(key)
-        if key not in record:
-            guess = difflib.get_close_matches(key, [k for k in record if k not in keys.values()], n=1)
-            hint = f" (found {guess[0]!r}: misspelled?)" if guess else ""
-            problems.add(f"missing key {key!r}{hint}", line)
-        elif not isinstance(value, str):
-            problems.add(f"{key!r} must be a string, got {type(value).__name__}", line)
-        elif not value.strip():
-            problems.add(f"{key!r} is empty", line)
-        else:
-            values[field] = value.strip()
-    return values if len(values) == len(fields) else None
-
-
-def looks_like_json(sample: str) -> bool:
-    return sample.lstrip("\ufeff \t\r\n")[:1] in ("[", "{")
-
-
-def first_json_record(sample: str) -> object | None:
-    """The first record of a (possibly cut-off) JSON array or JSONL sample, if it parses."""
-    text = sample.lstrip("\ufeff \t\r\n")
-    if text.startswith("["):
-        text = text[1:].lstrip()
-    try:
-        return json.JSONDecoder().raw_decode(text)[0]
-    except json.JSONDecodeError:
-        return None
-
-
-SAMPLE_CHARS = 65536
-
-
-def detect_format(path: Path, formats: dict[str, DatasetFormat]) -> DatasetFormat:
-    """The one format that scores highest on the file's first characters; an error if none or a tie."""
-    sample = read_text(path)[:SAMPLE_CHARS]
-    scores = sorted(((fmt.score(path, sample), name) for name, fmt in formats.items()), reverse=True)
-    best = [name for score, name in scores if score > 0 and score == scores[0][0]]
-    if len(best) == 1:
-        return formats[best[0]]
-    if not best and looks_like_json(sample):
-        # Say what is wrong with the JSON itself (line and column) before blaming its shape.
-        if not read_json_records(path):
-            raise DatasetError(f"{path}: the dataset has no examples")
-    listing = ", ".join(f"{name} ({score:g})" for score, name in scores)
-    problem = f"matches {' and '.join(best)} equally" if best else "matches no known format"
-    raise DatasetError(f"{path}: the file {problem}; pass --format (scores: {listing})")
+__all__ = [
+    "MAX_PROBLEMS",
+    "DatasetFormat",
+    "Example",
+    "Problems",
+    "Segment",
+    "check_string_fields",
+    "first_json_record",
+    "looks_like_json",
+    "read_json_records",
+    "read_text",
+]

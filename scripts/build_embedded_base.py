@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ftreg.embedded_base import BUILD_INFO, BaseRecipe, build
+from ftreg.bases.embedded import BUILD_INFO, BaseRecipe, build
 
 TARGET = Path(__file__).resolve().parent.parent / "ftreg" / "data" / "tiny-gpt2"
 

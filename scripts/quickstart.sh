@@ -8,7 +8,7 @@ ftreg base init
 # The bundled recipe's defaults (1 epoch at 2e-4) are tuned for gpt2-sized bases; the
 # embedded base is ~1.4M parameters, so it gets more epochs, a higher learning rate and rank.
 ftreg train --strategy lora8bit --dataset builtin:support --name support \
-  --epochs 6 --learning-rate 3e-3 --lora-r 16 --lora-alpha 32
+  --epochs 6 --learning-rate 3e-3 -o r=16 -o alpha=32
 ftreg list
 
 questions=(

@@ -7,31 +7,28 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ftreg import plugins
 from ftreg.registry import Registry
 from hub_server import hub  # noqa: F401 - the fixture: a fake Hugging Face Hub on 127.0.0.1
+
+# ftreg.testing's fixtures (registry, embedded_base, register_plugin, fake_strategies) are the
+# ones plugin authors use too.
+pytest_plugins = ["ftreg.testing"]
 
 # Tests never reach the Hub: a base that is not local must fail fast, not hang on the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # pytest runs one worker per core (-n 2): one thread each avoids oversubscribing the cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Plugins installed in the environment stay out of the tests unless a test asks for them.
+os.environ["FTREG_LOAD_PLUGINS"] = ""
 
 HEAVY_MODULES = ("torch", "transformers", "peft", "datasets", "bitsandbytes")
 
 
 @pytest.fixture(autouse=True)
-def ftreg_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "ftreg-home"
-    monkeypatch.setenv("FTREG_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def registry(ftreg_home):
-    registry = Registry(ftreg_home)
-    yield registry
-    registry.close()
+def isolated_home(ftreg_home) -> Path:
+    """Every test gets its own empty registry as $FTREG_HOME."""
+    return ftreg_home
 
 
 def publish_files(registry: Registry, name: str, files: dict[str, bytes] | None = None, **fields):
@@ -67,30 +64,6 @@ def run_ftreg(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def register_plugin():
-    """Register a plugin object for one test only."""
-    names = []
-
-    def register(plugin, name):
-        plugins.load_plugins()
-        plugins.pm.register(plugin, name=name)
-        names.append(name)
-        plugins.clear_caches()
-
-    yield register
-    for name in names:
-        plugins.pm.unregister(name=name)
-        plugins.broken.pop(name, None)
-    plugins.clear_caches()
-
-
-@pytest.fixture
-def embedded_base(registry):
-    """This test's registry, holding the shipped embedded base as tiny-gpt2-v1."""
-    from ftreg.embedded_base import ensure_embedded_base
-
-    return ensure_embedded_base(registry)
 
 
 def write_json(path: Path, data) -> Path:

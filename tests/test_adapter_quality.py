@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ftreg.data import dataset_path
+from ftreg.datasets.loading import dataset_path
 
 SAMPLE = 8  # the first pairs of the bundled support data: fixed, so the test is repeatable
 
@@ -27,7 +27,7 @@ def test_adapter_answers_overlap_training_responses_more_than_base(cli_run, embe
         "train", "--strategy", "lora8bit", "--dataset", sample, "--name", "support",
         # Enough steps to learn eight answers by heart: what is measured is that training reaches generation.
         "--epochs", "80", "--learning-rate", "1e-2", "--batch-size", "4", "--grad-accum", "1",
-        "--lora-r", "16", "--lora-alpha", "32", "--lora-dropout", "0", "--eval-split", "0",
+        "-o", "r=16", "-o", "alpha=32", "-o", "dropout=0", "--eval-split", "0",
     )
     assert trained.exit_code == 0, trained.output
 

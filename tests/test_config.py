@@ -22,8 +22,8 @@ def test_print_config_merges_file_and_flags(cli_run, tmp_path):
 
 def test_yaml_config(cli_run, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("strategy: scratch\ndataset: data.json\nname: y\npatience: 3\n")
-    assert "patience = 3\n" in cli_run("train", "--config", config, "--print-config").stdout
+    config.write_text("strategy: scratch\ndataset: data.json\nname: y\nscratch:\n  patience: 3\n")
+    assert "[scratch]\npatience = 3\n" in cli_run("train", "--config", config, "--print-config").stdout
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_from_reuses_a_versions_settings(cli_run, registry):
     publish_files(registry, "support", kind="adapter", config={"strategy": "lora8bit", "dataset": "builtin:support", "name": "support", "learning_rate": 0.003, "lora_r": 16})
     result = cli_run("train", "--from", "support-v1", "--dataset", "other.json", "--print-config")
     assert result.exit_code == 0, result.output
-    assert 'dataset = "other.json"' in result.stdout and "learning_rate = 0.003" in result.stdout and "lora_r = 16" in result.stdout
+    assert 'dataset = "other.json"' in result.stdout and "learning_rate = 0.003" in result.stdout and "[lora8bit]\nr = 16\n" in result.stdout  # an old record's lora_r, upgraded
     assert 'name = "support"' in result.stdout
 
 

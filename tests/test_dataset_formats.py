@@ -8,7 +8,8 @@ import pytest
 
 from ftreg import plugins
 from ftreg.errors import DatasetError
-from ftreg.formats import Segment, detect_format
+from ftreg.datasets.detect import detect_format
+from ftreg.formats import Segment
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # fixture -> (format, examples, extra CLI arguments)

@@ -1,7 +1,7 @@
 import hashlib
 from dataclasses import asdict
 
-from ftreg.embedded_base import EMBEDDED_BASE_NAME, BaseRecipe, build, ensure_embedded_base
+from ftreg.bases.embedded import EMBEDDED_BASE_NAME, BaseRecipe, build, ensure_embedded_base
 
 MICRO = BaseRecipe(vocab_size=400, n_positions=64, n_embd=32, n_layer=2, n_head=2, block_size=32, batch_size=4, steps=8, warmup_steps=2)
 

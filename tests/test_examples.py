@@ -1,7 +1,7 @@
 import pytest
 
 from ftreg.formats import Example, Segment
-from ftreg.training.examples import IGNORE_INDEX, encode, split
+from ftreg.datasets.encoding import IGNORE_INDEX, encode, split
 
 PROMPT = "### Instruction:\nWhere is my order?\n\n### Response:\n"
 EXAMPLE = Example((Segment(PROMPT, False), Segment("It ships today.", True, eos=True)), line=3)

@@ -1,8 +1,8 @@
 import pytest
 
 from conftest import write_json
-from ftreg.adapters.compose import compose
-from ftreg.adapters.export import export
+from ftreg.inference.compose import compose
+from ftreg.inference.export import export
 from ftreg.errors import ArtifactError, FtregError, UnknownReference
 from test_train_generate import PAIRS
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ftreg.errors import DatasetError
-from ftreg.plugins.formats.instruction import InstructionFormat
+from ftreg.default_plugins.formats.instruction import InstructionFormat
 
 FORMAT = InstructionFormat()
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from ftreg.training.examples import IGNORE_INDEX
-from ftreg.training.trainer import packing_collator
+from ftreg.datasets.encoding import IGNORE_INDEX
+from ftreg.engines.batching import packing_collator
 
 
 def test_packed_logits_equal_per_example_logits(embedded_base):

@@ -55,7 +55,7 @@ def test_a_plugin_raising_in_its_hook_is_isolated(register_plugin):
     register_plugin(Exploding(), "exploding")
     assert "lora8bit" in plugins.training_strategies()
     info = {i.name: i for i in plugins.plugin_infos()}["exploding"]
-    assert info.error == "RuntimeError: boom"
+    assert info.error == "register_training_strategies: RuntimeError: boom"
     assert info.hooks == ("register_training_strategies",)
 
 
@@ -100,7 +100,7 @@ def site(tmp_path):
         def register_training_strategies(register):
             raise ValueError("bad registration")
         """)
-    return {"PYTHONPATH": str(root)}
+    return {"PYTHONPATH": str(root), "FTREG_LOAD_PLUGINS": "ftreg-hello,ftreg-broken,ftreg-badhook"}
 
 
 def test_entry_point_plugins_load_and_broken_ones_are_reported(site):
@@ -109,11 +109,12 @@ def test_entry_point_plugins_load_and_broken_ones_are_reported(site):
     infos = {i["name"]: i for i in json.loads(result.stdout)}
     assert infos["ftreg_hello"] == {"name": "ftreg_hello", "version": "0.3", "hooks": ["register_commands", "register_dataset_formats"], "error": None}
     assert infos["ftreg_broken"]["error"] == "ImportError: needs a missing library"
-    assert infos["ftreg_badhook"]["error"] == "ValueError: bad registration"
-    assert infos["ftreg.plugins.strategies.lora8bit"]["error"] is None
+    assert infos["ftreg_badhook"]["error"] == "register_training_strategies: ValueError: bad registration"
+    assert infos["ftreg.default_plugins.strategies.lora8bit"]["error"] is None
     table = run_ftreg("plugins", env=site).stdout
     assert "BROKEN: ImportError: needs a missing library" in table
-    assert "Dataset formats: alpaca, chat, csv-qa, hello, instruction, text" in table
+    assert [line.split()[0] for line in table.split("Dataset formats:\n")[1].split("Training strategies:")[0].splitlines()] == [
+        "alpaca", "chat", "csv-qa", "hello", "instruction", "text"]
     assert run_ftreg("hello", env=site).stdout == "hello from a plugin\n"
     assert run_ftreg("list", env=site).returncode == 0  # broken plugins never break other commands
 

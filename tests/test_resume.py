@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ftreg.data import dataset_path
+from ftreg.datasets.loading import dataset_path
 from ftreg.training.runs import list_runs
 
 # 40 examples, batch 2, accumulation 2: ten optimizer steps per epoch, so step 4 is mid-epoch.

@@ -48,7 +48,7 @@ def test_checkpoint_strategies_publish_models_that_generate(strategy, cli_run, e
 
 @pytest.mark.slow
 def test_scratch_from_random_weights_with_loss_curve(cli_run, embedded_base, registry, dataset):
-    _train(cli_run, "--strategy", "scratch", "--init", "config:tiny", "--dataset", dataset, "--name", "fresh", "--eval-steps", "1", *QUICK)
+    _train(cli_run, "--strategy", "scratch", "-o", "init=config:tiny", "--dataset", dataset, "--name", "fresh", "--eval-steps", "1", *QUICK)
     entry = registry.resolve("fresh")
     assert (entry.path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     log = json.loads((entry.path / "train_log.json").read_text())
@@ -63,7 +63,7 @@ def test_scratch_from_random_weights_with_loss_curve(cli_run, embedded_base, reg
 def test_scratch_stops_early_and_keeps_the_best_weights(cli_run, embedded_base, registry, dataset):
     # A learning rate this high makes eval loss rise after the first steps.
     result = _train(cli_run, "--strategy", "scratch", "--dataset", dataset, "--name", "early", "--max-steps", "12",
-                    "--eval-steps", "1", "--patience", "2", "--learning-rate", "0.5", "--grad-accum", "1", "--eval-split", "0.34")
+                    "--eval-steps", "1", "-o", "patience=2", "--learning-rate", "0.5", "--grad-accum", "1", "--eval-split", "0.34")
     entry = registry.resolve("early")
     log = json.loads((entry.path / "train_log.json").read_text())
     assert entry.metrics["train_steps"] < 12 and "stopped at step" in result.stderr
@@ -73,7 +73,7 @@ def test_scratch_stops_early_and_keeps_the_best_weights(cli_run, embedded_base, 
 
 
 def test_scratch_rejects_unknown_init(cli_run, embedded_base, dataset):
-    result = cli_run("train", "--strategy", "scratch", "--init", "config:huge", "--dataset", dataset, "--name", "x", "--max-steps", "1")
+    result = cli_run("train", "--strategy", "scratch", "-o", "init=config:huge", "--dataset", dataset, "--name", "x", "--max-steps", "1")
     assert result.exit_code == 2 and "unknown preset; available: config:tiny" in result.stderr
 
 
@@ -81,8 +81,8 @@ def test_scratch_rejects_unknown_init(cli_run, embedded_base, dataset):
     "args, message",
     [
         (["--strategy", "scratch", "--max-length", "3"], "no example is left to train on"),
-        (["--strategy", "scratch", "--init", "{bad}"], "expected config:PRESET or a GPT-2 config.json file"),
-        (["--strategy", "scratch", "--init", "config:tiny", "--max-length", "512"], "has n_positions 256, fewer than --max-length 512"),
+        (["--strategy", "scratch", "-o", "init={bad}"], "expected config:PRESET or a GPT-2 config.json file"),
+        (["--strategy", "scratch", "-o", "init=config:tiny", "--max-length", "512"], "has n_positions 256, fewer than --max-length 512"),
         (["--strategy", "lora8bit", "--eval-split", "0.95"], "no example is left to train on"),
     ],
 )
@@ -97,5 +97,5 @@ def test_settings_that_cannot_train_are_refused_before_training(cli_run, embedde
 def test_init_file_that_is_not_json(cli_run, embedded_base, dataset, tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text("{not json")
-    result = cli_run("train", "--strategy", "scratch", "--init", bad, "--dataset", dataset, "--name", "x")
+    result = cli_run("train", "--strategy", "scratch", "-o", f"init={bad}", "--dataset", dataset, "--name", "x")
     assert result.exit_code == 2 and "not a JSON config" in result.stderr

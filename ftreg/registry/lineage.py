@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from ftreg.contract.manifest import Entry
 from ftreg.errors import FtregError
-from ftreg.registry.entry import Entry
 
 
-def chain(registry, entry: Entry) -> list[str]:
+def flat_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Shared settings as they are, and each strategy option as ``options.KEY``."""
+    flat = {key: value for key, value in config.items() if key != "options"}
+    flat.update({f"options.{key}": value for key, value in (config.get("options") or {}).items()})
+    return flat
+
+
+def chain(resolve: Callable[[str], Entry], entry: Entry | None) -> list[str]:
     """This version, the version it re-ran (--from) or was pulled from, then its base, and the base's own lineage."""
     links, seen = [], set()
     while entry is not None and entry.ref not in seen:
@@ -19,17 +29,17 @@ def chain(registry, entry: Entry) -> list[str]:
         if not entry.base:
             break
         try:
-            entry = registry.resolve(entry.base)
+            entry = resolve(entry.base)
         except FtregError:  # a Hub id or a directory: the chain leaves the registry here
             links.append(entry.base)
             break
     return links
 
 
-def differences(left: Entry, right: Entry) -> list[dict]:
+def differences(left: Entry, right: Entry) -> list[dict[str, Any]]:
     """Each lineage field, setting and metric that differs: {"key", <left ref>: value, <right ref>: value}."""
     found = []
-    for section, values in (("", _lineage_fields), ("config.", lambda e: e.config), ("metrics.", lambda e: e.metrics)):
+    for section, values in (("", _lineage_fields), ("config.", lambda e: flat_settings(e.config)), ("metrics.", lambda e: e.metrics)):
         one, two = values(left), values(right)
         for key in sorted(set(one) | set(two)):
             if one.get(key) != two.get(key):
@@ -37,7 +47,7 @@ def differences(left: Entry, right: Entry) -> list[dict]:
     return found
 
 
-def _lineage_fields(entry: Entry) -> dict:
+def _lineage_fields(entry: Entry) -> dict[str, Any]:
     m = entry.manifest
     return {
         "kind": entry.kind,

@@ -21,21 +21,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ftreg import __version__
+from ftreg import plugins
+from ftreg.contract.manifest import KINDS, MANIFEST, MANIFEST_FORMAT, Entry, Manifest
+from ftreg.contract.names import Ref, parse_ref, validate_name
 from ftreg.errors import ArtifactError, RegistryConflict, UnknownReference
+from ftreg.files import artifact_files, fsync_dir, fsync_file, now, sha256_file, write_json
 from ftreg.registry import db as dbmod
-from ftreg.registry.entry import Entry
-from ftreg.registry.files import artifact_files, fsync_dir, fsync_file, sha256_file, write_json
-from ftreg.registry.names import Ref, parse_ref, validate_name
-
-KINDS = ("adapter", "checkpoint")
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+from ftreg.registry import lineage
+from ftreg.version import __version__
 # A staging directory this old whose lock nobody holds belongs to a dead process.
 STALE_AFTER_S = 3600
 
@@ -51,10 +49,6 @@ def default_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("ftreg", appauthor=False))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Registry:
@@ -187,7 +181,7 @@ class Registry:
                 raise ValueError(f"{MANIFEST} is written by the registry, not by the artifact")
             fsync_file(stage / rel)
             files[rel.as_posix()] = {"sha256": sha256_file(stage / rel), "size": (stage / rel).stat().st_size}
-        manifest = {
+        manifest: Manifest = {  # type: ignore[typeddict-item]
             **extra,
             "manifest_format": MANIFEST_FORMAT,
             "name": name,
@@ -211,7 +205,7 @@ class Registry:
             if target.exists():
                 # Left by a publisher killed between rename and commit: never visible, so safe to drop.
                 self._discard(target)
-            manifest.update(version=version, created_at=_now())
+            manifest.update(version=version, created_at=now())
             write_json(stage / MANIFEST, manifest)
             fsync_file(stage / MANIFEST)
             os.rename(stage, target)
@@ -225,7 +219,9 @@ class Registry:
             except BaseException:
                 os.rename(target, stage)  # the stage's owner cleans it up
                 raise
-        return self.resolve(Ref(name, version=version))
+        entry = self.resolve(Ref(name, version=version))
+        plugins.call("version_published", entry=entry)
+        return entry
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -241,6 +237,9 @@ class Registry:
             self.db.execute("DELETE FROM versions WHERE name = ? AND version = ?", (entry.name, entry.version))
             trash = self._discard_later(entry.path)
         shutil.rmtree(trash, ignore_errors=True)
+        for alias in entry.aliases:
+            plugins.call("alias_moved", name=entry.name, alias=alias, entry=None)
+        plugins.call("version_removed", entry=entry)
         return entry
 
     def tag(self, ref: str, alias: str) -> Entry:
@@ -249,12 +248,14 @@ class Registry:
             entry = self.resolve(ref)
             self.db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (entry.name, alias, entry.version))
             self._record_alias(entry.name, alias, entry.version)
-        return self.resolve(Ref(entry.name, alias=alias))
+        moved = self.resolve(Ref(entry.name, alias=alias))
+        plugins.call("alias_moved", name=entry.name, alias=alias, entry=moved)
+        return moved
 
     def _record_alias(self, name: str, alias: str, version: int | None) -> None:
         self.db.execute(
             "INSERT INTO alias_history (name, alias, version, moved_at, moved_by) VALUES (?, ?, ?, ?, ?)",
-            (name, alias, version, _now(), _user()),
+            (name, alias, version, now(), _user()),
         )
 
     def _discard_later(self, path: Path) -> Path:
@@ -274,6 +275,7 @@ class Registry:
             entry = self.resolve(Ref(validate_name(name), alias=validate_name(alias, "alias")))
             self.db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
             self._record_alias(name, alias, None)
+        plugins.call("alias_moved", name=name, alias=alias, entry=None)
         return entry
 
     def problems(self, entry: Entry) -> list[str]:
@@ -291,6 +293,16 @@ class Registry:
         """Raise ArtifactError, naming the first bad file, unless every file is as recorded."""
         if found := self.problems(entry):
             raise ArtifactError(found[0])
+
+    # -- lineage -------------------------------------------------------------------------------
+
+    def lineage(self, entry: Entry) -> list[str]:
+        """This version, the version it re-ran or was pulled from, its base, and the base's own lineage."""
+        return lineage.chain(self.resolve, entry)
+
+    def differences(self, left: Entry, right: Entry) -> list[dict[str, Any]]:
+        """Each lineage field, setting and metric that differs between two versions."""
+        return lineage.differences(left, right)
 
 
 def _user() -> str:

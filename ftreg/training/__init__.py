@@ -1,6 +1,9 @@
-"""Training: the spec of a run, what strategies receive, and the pipeline that publishes results."""
+"""Training: settings, run records and the pipeline that publishes what a strategy trained.
 
-from ftreg.training.spec import TrainSpec
-from ftreg.training.strategy import TrainingStrategy, TrainJob
+``TrainingStrategy``, ``TrainJob`` and ``TrainSpec`` are the contract's (`ftreg.contract`); they
+are re-exported here, where the first release documented them.
+"""
 
-__all__ = ["TrainJob", "TrainSpec", "TrainingStrategy"]
+from ftreg.contract.training import StrategyOptions, TrainingStrategy, TrainJob, TrainSpec, option
+
+__all__ = ["StrategyOptions", "TrainJob", "TrainSpec", "TrainingStrategy", "option"]

@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from ftreg.engines.checkpoints import checkpoint_step
 from ftreg.errors import ConfigError, UnknownReference
+from ftreg.files import now, write_json_atomically
 from ftreg.registry import Registry
-from ftreg.registry.files import write_json_atomically
 
 STATE_FILES = ("trainer_state.json", "loop_state.json")
-_STEP = re.compile(r"(?:checkpoint|step)-(\d+)$")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -55,7 +51,7 @@ class Run:
             raise ConfigError(f"run {self.id} is being resumed by another process") from None
 
     def update(self, **fields) -> None:
-        self.record.update(fields, updated_at=_now())
+        self.record.update(fields, updated_at=now())
         write_json_atomically(self.path / "run.json", self.record)
 
     @property
@@ -96,21 +92,6 @@ class Run:
         }
 
 
-def checkpoint_step(path: Path) -> int | None:
-    """N for a directory named step-N (scratch) or checkpoint-N (Trainer); None for anything else."""
-    match = _STEP.match(path.name)
-    return int(match[1]) if match else None
-
-
-def prune_checkpoints(directory: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints in ``directory``."""
-    import shutil
-
-    saved = sorted((step, path) for path in directory.iterdir() if (step := checkpoint_step(path)) is not None)
-    for _, old in saved[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _parses(path: Path) -> bool:
     try:
         json.loads(path.read_text())
@@ -141,7 +122,7 @@ def start_run(registry: Registry, settings: dict, parent: str | None) -> Run:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     path = runs_dir(registry) / f"{settings['name']}-{stamp}-{uuid.uuid4().hex[:4]}"
     path.mkdir(parents=True)
-    run = Run(path, {"settings": settings, "parent": parent, "status": "running", "started_at": _now(), "published": None, "error": None})
+    run = Run(path, {"settings": settings, "parent": parent, "status": "running", "started_at": now(), "published": None, "error": None})
     run.update(pid=os.getpid(), host=socket.gethostname())
     return run
 

@@ -1,1 +1,0 @@
-"""Composing a base with a registry adapter, for generation and serving."""

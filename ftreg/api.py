@@ -1,0 +1,158 @@
+"""The Python API: everything the ``ftreg`` command line does, as functions (docs/python-api.md).
+
+Every function takes the registry the same way: ``registry=`` a `Registry`, or None for the
+default one (``$FTREG_HOME``, else the platform's user data directory). References are strings
+(``support-v2``, ``support``, ``support@prod``) or entries. Heavy libraries load only inside the
+functions that need them, so ``import ftreg`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ftreg import plugins
+from ftreg.bases.embedded import BaseRecipe, build_embedded_base, ensure_embedded_base
+from ftreg.bases.resolve import context_length, resolve_base
+from ftreg.contract import DatasetFormat, Entry, TrainingStrategy, TrainSpec
+from ftreg.datasets.check import check_report
+from ftreg.datasets.loading import load_dataset
+from ftreg.hub import pull as _pull
+from ftreg.hub import push as _push
+from ftreg.inference.compose import Composed, compose
+from ftreg.inference.export import export as _export
+from ftreg.registry import Registry
+from ftreg.training import pipeline
+from ftreg.training.config import effective_spec
+from ftreg.training.runs import Run, list_runs
+
+Notify = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _registry(registry: Registry | None) -> Registry:
+    return registry if registry is not None else Registry()
+
+
+def _entry(ref: str | Entry, registry: Registry) -> Entry:
+    return ref if isinstance(ref, Entry) else registry.resolve(ref)
+
+
+def settings(
+    flags: dict[str, Any] | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    parent: str | Entry | None = None,
+    registry: Registry | None = None,
+) -> TrainSpec:
+    """The effective settings of a run: defaults < ``parent``'s recorded settings < ``config_file`` < ``flags``.
+
+    ``options`` are the strategy's own (``-o KEY=VALUE``); the result lists every option with its value.
+    """
+    parent_entry = _entry(parent, _registry(registry)) if parent is not None else None
+    return effective_spec(flags or {}, options, Path(config_file) if config_file else None, parent_entry)
+
+
+def train(
+    spec: TrainSpec,
+    *,
+    registry: Registry | None = None,
+    parent: str | Entry | None = None,
+    show_progress: bool = True,
+    notify: Notify = _quiet,
+) -> Entry | None:
+    """Train with ``spec`` and publish the next version of ``spec.name``; returns it.
+
+    ``parent`` is the version whose settings this run re-used, kept as lineage. Returns None on the
+    ranks of a distributed launch that do not publish.
+    """
+    registry = _registry(registry)
+    parent_entry = _entry(parent, registry) if parent is not None else None
+    return pipeline.train(spec, registry, show_progress=show_progress, notify=notify, parent=parent_entry)
+
+
+def resume(run_id: str, *, registry: Registry | None = None, show_progress: bool = True, notify: Notify = _quiet) -> Entry | None:
+    """Continue an interrupted or failed run (see `runs`) from its newest complete checkpoint."""
+    return pipeline.resume(run_id, _registry(registry), show_progress=show_progress, notify=notify)
+
+
+def runs(*, registry: Registry | None = None) -> list[Run]:
+    """Every training run, oldest first: settings, status, newest checkpoint, what it published."""
+    return list_runs(_registry(registry))
+
+
+def load(adapter: str | Entry | None = None, *, base: str | None = None, prompt_format: str | None = None, registry: Registry | None = None) -> Composed:
+    """A model ready to ``.generate(prompt)``: ``adapter`` on its recorded base (or on ``base``), or ``base`` alone.
+
+    Files are checked against their recorded hashes, and an adapter's recorded base fingerprint
+    against the base, before any weights load.
+    """
+    ref = adapter.ref if isinstance(adapter, Entry) else adapter
+    return compose(_registry(registry), adapter=ref, base=base, prompt_format=prompt_format)
+
+
+def export(ref: str | Entry, directory: str | Path, *, merge: bool = False, registry: Registry | None = None, notify: Notify = _quiet) -> Path:
+    """Write a version to ``directory`` in plain Hugging Face layout; ``merge`` folds an adapter into its base."""
+    registry = _registry(registry)
+    return _export(registry, _entry(ref, registry).ref, Path(directory), merge=merge, notify=notify)
+
+
+def push(ref: str | Entry, repo_id: str, *, private: bool = False, registry: Registry | None = None) -> str:
+    """Upload a version (checked first) to the Hub as one commit tagged ``vN``; returns the commit URL."""
+    registry = _registry(registry)
+    return _push(registry, _entry(ref, registry), repo_id, private=private)
+
+
+def pull(repo: str, name: str, *, trust_pickle: bool = False, registry: Registry | None = None, notify: Notify = _quiet) -> Entry:
+    """Download ``OWNER/NAME[@REVISION]``, check it against its pushed hashes, and publish it as the next version of ``name``."""
+    return _pull(_registry(registry), repo, name, trust_pickle=trust_pickle, notify=notify)
+
+
+def check_dataset(
+    source: str,
+    *,
+    format: str | None = None,
+    columns: dict[str, str] | None = None,
+    base: str | None = None,
+    max_length: int = TrainSpec.max_length,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """A dataset as training would see it: format, example count, token lengths, truncation, one rendered example."""
+    registry = _registry(registry)
+    loaded = load_dataset(source, format, columns)
+    resolved = resolve_base(base, registry)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    return {**check_report(loaded, tokenizer, min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
+
+
+def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Entry:
+    """Publish the embedded tiny GPT-2 (once), or with ``rebuild`` pre-train it again from its recipe as a new version."""
+    registry = _registry(registry)
+    return build_embedded_base(registry, BaseRecipe()) if rebuild else ensure_embedded_base(registry)
+
+
+def plugin_infos() -> list[plugins.PluginInfo]:
+    """Every plugin, loaded or broken: name, version, hooks, error."""
+    return plugins.plugin_infos()
+
+
+def dataset_formats() -> dict[str, DatasetFormat]:
+    """Every registered dataset format, by name."""
+    return plugins.dataset_formats()
+
+
+def training_strategies() -> dict[str, TrainingStrategy]:
+    """Every registered training strategy, by name."""
+    return plugins.training_strategies()
+
+
+def add_plugin_commands(cli: Any) -> None:
+    """Let plugins add their commands to a click group (``register_commands``)."""
+    plugins.register_commands(cli)

@@ -1,0 +1,114 @@
+"""The shape of a published version: its kind, its manifest, and the entry read back from the index."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+Kind = Literal["adapter", "checkpoint"]
+KINDS: tuple[Kind, ...] = ("adapter", "checkpoint")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+# Metrics shown in `ftreg list`, in order of preference.
+KEY_METRICS = ("eval_loss", "train_loss")
+
+
+class FileRecord(TypedDict):
+    sha256: str
+    size: int
+
+
+class Manifest(TypedDict, total=False):
+    """``manifest.json``: everything needed to use and to reproduce a version.
+
+    The registry writes it; a strategy never does. Keys a newer ftreg adds are optional here.
+    """
+
+    manifest_format: int
+    name: str
+    version: int
+    kind: Kind
+    created_at: str
+    base: str | None  # the base's reference: registry ref, Hub id@commit, or directory
+    base_fingerprint: str
+    base_source: dict[str, Any]
+    strategy: str | None
+    dataset: dict[str, Any] | None  # source, format, fingerprint, example counts
+    config: dict[str, Any]  # every setting of the run, the strategy's options under "options"
+    metrics: dict[str, float]
+    files: dict[str, FileRecord]  # relative path -> sha256 and size, checked on every load
+    prompt_template: str
+    parent: str | None  # the version whose settings this run re-used (`--from`)
+    run: str
+    ftreg_version: str
+    plugin_versions: dict[str, Any]
+    hub: dict[str, str]  # where a pulled version came from: repo_id, revision, commit
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A published version, as read back from the index."""
+
+    name: str
+    version: int
+    path: Path
+    manifest: Manifest
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    @property
+    def kind(self) -> Kind:
+        return self.manifest["kind"]
+
+    @property
+    def base(self) -> str | None:
+        return self.manifest.get("base")
+
+    @property
+    def strategy(self) -> str | None:
+        return self.manifest.get("strategy")
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.manifest.get("metrics", {})
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest.get("config", {})
+
+    @property
+    def created_at(self) -> str:
+        return self.manifest["created_at"]
+
+    @property
+    def key_metric(self) -> tuple[str, float] | None:
+        for name in KEY_METRICS:
+            if name in self.metrics:
+                return name, self.metrics[name]
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON shape of `ftreg list --json` and `ftreg show --json` (docs/json.md)."""
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "path": str(self.path),
+            **self.manifest,
+        }
+
+    @classmethod
+    def from_row(cls, store: Path, name: str, version: int, manifest: str, aliases: str | None) -> Entry:
+        return cls(
+            name=name,
+            version=version,
+            path=store / name / f"v{version}",
+            manifest=json.loads(manifest),
+            aliases=tuple(sorted(aliases.split(","))) if aliases else (),
+        )

@@ -1,0 +1,42 @@
+"""Padding-free batches, shared by both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ftreg.contract import IGNORE_INDEX, EncodedExample
+
+
+def packing_collator() -> Any:
+    """Padding-free batches: each batch's examples are concatenated into one row.
+
+    Positions restart at 0 for every example, and with no attention mask and no KV cache,
+    transformers turns those position_ids into a block-diagonal causal mask, so packed examples
+    never attend to each other (tests/test_packing.py checks the logits). The first label of
+    every example is IGNORE_INDEX, so no example learns to predict across a boundary.
+    """
+    from transformers import DataCollatorWithFlattening
+
+    return DataCollatorWithFlattening(separator_id=IGNORE_INDEX)
+
+
+def micro_batches(examples: list[EncodedExample], batch_size: int, seed: int) -> Iterator[list[EncodedExample]]:
+    """Endless micro-batches; each epoch in its own seeded order, so a run is reproducible."""
+    import torch
+
+    if not examples:
+        raise ValueError("no examples to make batches of")
+    epoch = 0
+    while True:
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        for start in range(0, len(order), batch_size):
+            yield [examples[i] for i in order[start : start + batch_size]]
+        epoch += 1
+
+
+def to_dataset(examples: list[EncodedExample]) -> Any:
+    """The examples as a `datasets.Dataset`, as the `Trainer` takes them."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]})

@@ -1,0 +1,138 @@
+"""The transformers `Trainer` engine, for strategies that train with it (lora8bit, full-fp16).
+
+It honours every shared setting the spec records: evaluation every ``eval_steps`` and logging
+every ``logging_steps`` (plus the first and last step, so a short run still has a loss curve),
+checkpoints every ``save_steps``, and exact resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ftreg.contract import TrainJob, TrainSpec
+from ftreg.engines.batching import packing_collator, to_dataset
+from ftreg.engines.checkpoints import prune_checkpoints
+from ftreg.engines.metrics import finish_metrics, write_loss_log
+
+TRAINING_ARGS_FILE = "training_args.json"  # the effective arguments, as JSON: never a pickled .bin
+
+
+def training_arguments(spec: TrainSpec, output_dir: str, show_progress: bool, checkpoints: bool, evaluates: bool, **overrides: Any) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.learning_rate,
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps,
+        lr_scheduler_type=spec.lr_scheduler,
+        warmup_steps=spec.warmup_steps,
+        max_grad_norm=spec.max_grad_norm,
+        weight_decay=spec.weight_decay,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        logging_steps=spec.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if evaluates else "no",
+        eval_steps=spec.eval_steps,
+        # Checkpoints exist to resume a run; the result goes to the registry.
+        save_strategy="steps" if checkpoints else "no",
+        save_steps=spec.save_steps or 1,  # ignored without checkpoints, but must be positive
+        report_to="none",
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning only helps copies to a GPU
+        # Said explicitly on a CPU-only machine so that under torchrun accelerate picks gloo data parallelism.
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
+        disable_tqdm=not show_progress,
+        **overrides,
+    )
+
+
+def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[str, float]:
+    """Train ``model`` on the job's examples; write training_args.json, train_log.json and loss.png; return metrics."""
+    from transformers import Trainer
+
+    model.config.use_cache = False  # a KV cache would disable the packed-sequence mask
+    checkpoints = job.checkpoint_dir is not None and job.spec.save_steps > 0
+    evaluates = bool(job.eval)
+    with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
+        callbacks: list[Any] = [_log_bridge(job)]
+        output_dir: Path | str = scratch
+        if checkpoints:
+            assert job.checkpoint_dir is not None
+            # The Trainer writes checkpoint-N in place; it writes into a staging directory instead,
+            # and a callback renames each checkpoint into the run's directory once it is complete.
+            output_dir = job.checkpoint_dir / ".staging"
+            shutil.rmtree(output_dir, ignore_errors=True)  # what a killed save left behind
+            output_dir.mkdir(parents=True)
+            callbacks.append(_checkpoint_publisher(output_dir, job.checkpoint_dir, job.spec.save_total_limit))
+        args = training_arguments(job.spec, str(output_dir), job.show_progress, checkpoints, evaluates, **argument_overrides)
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=to_dataset(job.train),
+            eval_dataset=to_dataset(job.eval) if evaluates else None,
+            data_collator=packing_collator(),
+            callbacks=callbacks,
+        )
+        # Resuming restores weights, optimizer, scheduler, RNG states and the data position; the
+        # Trainer reads those files with torch.load(weights_only=True), never as pickles.
+        result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+        history = trainer.state.log_history
+        if evaluates and not any(entry.get("step") == result.global_step and "eval_loss" in entry for entry in history):
+            trainer.evaluate()  # the final weights' eval loss, unless the last step evaluated already
+        evaluations = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
+        runtime = result.metrics["train_runtime"]
+        tokens_seen = sum(len(e.input_ids) for e in job.train) * trainer.state.epoch
+        metrics: dict[str, Any] = {
+            "train_loss": result.training_loss,
+            "train_runtime_s": runtime,
+            "train_steps": result.global_step,
+            "train_tokens_per_s": tokens_seen / runtime,
+        }
+        if evaluations:
+            metrics["eval_loss"] = evaluations[-1][1]
+    arguments = {key: value for key, value in args.to_dict().items() if key != "output_dir"}
+    Path(job.output_dir, TRAINING_ARGS_FILE).write_text(json.dumps(arguments, indent=2, sort_keys=True, default=str) + "\n")
+    write_loss_log(job.output_dir, [(entry["step"], entry["loss"]) for entry in history if "loss" in entry], evaluations)
+    return finish_metrics(metrics, model.num_parameters())
+
+
+def _log_bridge(job: TrainJob) -> Any:
+    """A callback that passes the Trainer's logs to ``job.log`` (and so to plugins' on_train_log),
+    and makes sure the last step is logged, so a run shorter than logging_steps still has a curve."""
+    from transformers import TrainerCallback
+
+    class LogBridge(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            numbers = {key: float(value) for key, value in (logs or {}).items() if isinstance(value, (int, float))}
+            if numbers and state.is_world_process_zero:
+                job.log(state.global_step, numbers)
+
+    return LogBridge()
+
+
+def _checkpoint_publisher(staging: Path, checkpoints: Path, keep: int) -> Any:
+    """A callback that moves each complete checkpoint from ``staging`` into ``checkpoints`` by rename."""
+    from transformers import TrainerCallback
+
+    class PublishCheckpoints(TrainerCallback):  # type: ignore[misc]
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            name = f"checkpoint-{state.global_step}"
+            if (staging / name).is_dir():  # only the process that saves has one
+                os.rename(staging / name, checkpoints / name)
+                prune_checkpoints(checkpoints, keep)
+
+    return PublishCheckpoints()

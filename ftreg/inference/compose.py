@@ -1,0 +1,126 @@
+"""Load a base once, apply the selected adapter, generate.
+
+Before any weights load, the adapter's files are checked against their recorded hashes and its
+recorded base fingerprint against the base about to be used, so a wrong combination fails in
+milliseconds with a message instead of producing quiet nonsense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ftreg import plugins
+from ftreg.bases.resolve import resolve_base
+from ftreg.contract import Entry
+from ftreg.engines.quiet import peft_deprecations_silenced
+from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
+from ftreg.registry import Registry
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_new_tokens: int = 80
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 50
+    repetition_penalty: float = 1.1
+    greedy: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_new_tokens": self.max_new_tokens >= 1,
+            "temperature": self.temperature > 0,
+            "top_p": 0 < self.top_p <= 1,
+            "top_k": self.top_k >= 0,
+            "repetition_penalty": self.repetition_penalty > 0,
+        }
+        for field, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"{field} is out of range: {getattr(self, field)!r}")
+
+
+@dataclass
+class Composed:
+    model: Any
+    tokenizer: Any
+    prompt_template: str
+    description: str  # what was loaded, e.g. "support-v2 on tiny-gpt2-v1"
+
+    def generate(self, prompt: str, options: GenerationOptions = GenerationOptions(), raw: bool = False) -> str:
+        """The completion alone: the rendered prompt is stripped from the output."""
+        import torch
+
+        text = prompt if raw else self.prompt_template.replace("{prompt}", prompt)
+        inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+        sampling = {} if options.greedy else {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}
+        with torch.no_grad():
+            output = self.model.generate(
+                **inputs,
+                do_sample=not options.greedy,
+                max_new_tokens=options.max_new_tokens,
+                repetition_penalty=options.repetition_penalty,
+                pad_token_id=self.tokenizer.eos_token_id,
+                **sampling,
+            )
+        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+
+def compose(registry: Registry, adapter: str | None = None, base: str | None = None, prompt_format: str | None = None) -> Composed:
+    """Load ``adapter`` onto its recorded base (or ``base``), or ``base`` alone.
+
+    ``prompt_format`` names a dataset format whose template wraps prompts; by default an adapter's
+    recorded template is used, and a bare base gets the prompt as it is.
+    """
+    if adapter is None and base is None:
+        raise FtregError("pass --adapter REF, --base REF, or both")
+    entry = registry.resolve(adapter) if adapter else None
+    template = entry.manifest.get("prompt_template", "{prompt}") if entry else "{prompt}"
+    if prompt_format:
+        template = plugins.get_dataset_format(prompt_format).prompt_template
+    if entry is not None and entry.kind == "checkpoint":
+        if base is not None:
+            raise FtregError(f"{entry.ref} is a full checkpoint; it has no base to replace (drop --base)")
+        base, entry = entry.ref, None  # a checkpoint generates on its own
+
+    resolved = resolve_base(base if base is not None else entry.base if entry is not None else None, registry)
+    if entry is not None:
+        registry.verify_files(entry)
+        recorded = entry.manifest.get("base_fingerprint")
+        if recorded != resolved.fingerprint:
+            raise BaseMismatch(
+                f"{entry.ref} was trained on base {entry.base} ({recorded}), "
+                f"but {resolved.ref} has fingerprint {resolved.fingerprint}; refusing to compose them"
+            )
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    model = AutoModelForCausalLM.from_pretrained(resolved.path)
+    description = resolved.ref
+    if entry is not None:
+        from peft import PeftModel
+
+        with peft_deprecations_silenced():
+            model = PeftModel.from_pretrained(model, entry.path)
+        _check_adapter_keys(model, entry)
+        description = f"{entry.ref} on {resolved.ref}"
+    model.eval()
+    return Composed(model, tokenizer, template, description)
+
+
+def _check_adapter_keys(model: Any, entry: Entry) -> None:
+    """peft only warns when saved and expected adapter weights differ; a silently half-applied adapter is worse."""
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    expected = set(get_peft_model_state_dict(model))
+    with safe_open(str(entry.path / "adapter_model.safetensors"), "pt") as weights:
+        found = set(weights.keys())
+    if expected != found:
+        missing, unexpected = sorted(expected - found), sorted(found - expected)
+        detail = "; ".join(part for part in (f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(unexpected[:3])}" if unexpected else "") if part)
+        raise ArtifactError(f"{entry.ref}: adapter weights do not fit the model: {detail}")

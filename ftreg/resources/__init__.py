@@ -1,0 +1,1 @@
+"""Files shipped with ftreg: the embedded base's weights (tiny-gpt2/) and the bundled datasets (support/)."""

@@ -1,0 +1,161 @@
+"""The `ftreg train` pipeline: dataset -> examples -> strategy -> published version.
+
+Everything that can be wrong with the user's input is checked before the base is loaded, so a
+mistake costs seconds, not a training run; nothing is published unless training finished.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+from ftreg import plugins
+from ftreg.bases.resolve import context_length, resolve_base
+from ftreg.card import write_model_card
+from ftreg.contract import TrainJob, TrainSpec
+from ftreg.datasets.encoding import encode, split
+from ftreg.datasets.loading import LoadedDataset, load_dataset
+from ftreg.errors import ConfigError, DatasetError
+from ftreg.registry import Entry, Registry
+from ftreg.training.config import upgrade_settings, with_strategy_options
+from ftreg.training.runs import Run, load_run, start_run
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def train(
+    spec: TrainSpec,
+    registry: Registry,
+    show_progress: bool = True,
+    notify: Callable[[str], None] = _quiet,
+    parent: Entry | None = None,
+    resume: Run | None = None,
+) -> Entry | None:
+    """Train and publish; ``notify`` receives one-line notes worth a user's attention.
+
+    ``parent`` is the version whose settings this run re-used (`ftreg train --from`), kept as
+    lineage. ``resume`` continues an interrupted run from its newest complete checkpoint.
+    Returns None on the ranks of a distributed run that do not publish.
+    """
+    spec, strategy, options = with_strategy_options(spec)
+    strategy.check(spec)
+    dataset = load_dataset(spec.dataset, spec.format, spec.columns)
+    eval_dataset = load_dataset(spec.eval_dataset, dataset.format.name, spec.columns) if spec.eval_dataset else None
+    for loaded in filter(None, (dataset, eval_dataset)):
+        _notify_about(loaded, notify)
+
+    base = resolve_base(spec.base, registry)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    max_length = min(spec.max_length, context_length(base.path))
+    encoded, truncated = encode(dataset.examples, tokenizer, max_length)
+    if eval_dataset is None:
+        train_set, eval_set = split(encoded, spec.eval_split, spec.seed)
+    else:
+        train_set = encoded
+        eval_set, eval_truncated = encode(eval_dataset.examples, tokenizer, max_length)
+        truncated += eval_truncated
+    if truncated:
+        notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (--max-length)")
+    if not train_set:
+        raise DatasetError(f"{dataset.path}: no example is left to train on (--max-length {max_length} cut every loss token, or --eval-split took them all)")
+    if spec.save_steps and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--save-steps is not supported in a distributed launch yet: checkpoints need every rank's state in one run directory")
+    if resume is not None and resume.record.get("dataset_fingerprint") not in (None, dataset.fingerprint):
+        raise ConfigError(f"{dataset.path} has changed since run {resume.id} started; resuming would train on different data")
+
+    run = None
+    resume_from = resume.newest_checkpoint() if resume else None
+    if resume is not None:
+        resume.lock()  # two `--resume` of one run would overwrite each other's checkpoints
+    if is_main_process():  # one run record per training, kept by the rank that publishes
+        run = resume or start_run(registry, spec.to_dict(), parent.ref if parent else None)
+        run.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None, dataset_fingerprint=dataset.fingerprint)
+        notify(f"run {run.id}" + (f": resuming from {resume_from.name}" if resume_from else ""))
+    try:
+        with registry.staging() as out:
+            def log(step: int, metrics: dict[str, float]) -> None:
+                plugins.call("on_train_log", job=job, step=step, metrics=metrics)
+
+            job = TrainJob(
+                spec=spec,
+                options=options,
+                base=base,
+                train=train_set,
+                eval=eval_set,
+                output_dir=out,
+                show_progress=show_progress,
+                notify=notify,
+                checkpoint_dir=run.checkpoint_dir if run else None,
+                resume_from=resume_from,
+                log=log,
+            )
+            plugins.call("on_train_start", job=job)
+            metrics = {**strategy.train(job), "truncated_examples": truncated}
+            plugins.call("on_train_end", job=job, metrics=metrics)
+            if run is None:
+                return None  # under torchrun/accelerate every rank trains; rank 0 publishes
+            described = {
+                **dataset.describe(),
+                "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
+                "train_examples": len(train_set),
+                "eval_examples": len(eval_set),
+            }
+            write_model_card(
+                out, name=spec.name, kind=strategy.kind, base=base.ref, base_source=base.source, strategy=strategy.name,
+                dataset=described, config=spec.to_dict(), metrics=metrics, prompt_template=dataset.format.prompt_template,
+            )
+            entry = registry.publish(
+                out,
+                name=spec.name,
+                kind=strategy.kind,
+                base=base.ref,
+                strategy=strategy.name,
+                dataset=described,
+                config=spec.to_dict(),
+                metrics=metrics,
+                plugin_versions={
+                    f"strategy:{strategy.name}": plugins.provider(plugins.TRAINING_STRATEGY, strategy.name),
+                    f"format:{dataset.format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset.format.name),
+                },
+                base_fingerprint=base.fingerprint,
+                base_source=base.source,
+                prompt_template=dataset.format.prompt_template,
+                parent=parent.ref if parent else None,
+                run=run.id,
+            )
+    except BaseException as error:
+        if run is not None:
+            run.update(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    run.update(status="finished", published=entry.ref)
+    return entry
+
+
+def resume(
+    run_id: str, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet
+) -> Entry | None:
+    """Continue an interrupted or failed run from its newest complete checkpoint, with the settings it started with."""
+    run = load_run(registry, run_id)
+    if not run.resumable:
+        raise ConfigError(f"run {run.id} is {run.status}; only an interrupted or failed run with a checkpoint can be resumed")
+    spec = TrainSpec.from_dict(upgrade_settings(run.record["settings"], f"run {run.id}"))
+    parent = registry.resolve(run.record["parent"]) if run.record.get("parent") else None
+    return train(spec, registry, show_progress=show_progress, notify=notify, parent=parent, resume=run)
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of a distributed launch (torchrun and accelerate set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _notify_about(dataset: LoadedDataset, notify: Callable[[str], None]) -> None:
+    if dataset.detected:
+        notify(f"{dataset.path}: detected format {dataset.format.name!r}")
+    if dataset.duplicate_lines:
+        lines = ", ".join(map(str, dataset.duplicate_lines[:10])) + (", ..." if len(dataset.duplicate_lines) > 10 else "")
+        notify(f"warning: {dataset.path}: {len(dataset.duplicate_lines)} duplicate examples (lines {lines})")
