@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install quickstart test bench clean
+.PHONY: install quickstart test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,15 @@ quickstart: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q
+
+# Every test that trains nothing: what to run after each change (under a minute).
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check ftreg bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/cli_startup.py
