@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Literal
 
 from ftreg.errors import FtregError
 
@@ -16,12 +17,12 @@ class hub_errors:
     def __enter__(self) -> hub_errors:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> Literal[False]:
         if error is None or isinstance(error, FtregError):
             return False
         from huggingface_hub.errors import (
-            HFValidationError,
             HfHubHTTPError,
+            HFValidationError,
             LocalEntryNotFoundError,
             RepositoryNotFoundError,
             RevisionNotFoundError,

@@ -1,4 +1,4 @@
-"""Rebuild the shipped embedded base in ftreg/data/tiny-gpt2 from `BaseRecipe()` (maintainers only).
+"""Rebuild the shipped embedded base in ftreg/resources/tiny-gpt2 from `BaseRecipe()` (maintainers only).
 
 Run: .venv/bin/python scripts/build_embedded_base.py
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ftreg.bases.embedded import BUILD_INFO, BaseRecipe, build
 
-TARGET = Path(__file__).resolve().parent.parent / "ftreg" / "data" / "tiny-gpt2"
+TARGET = Path(__file__).resolve().parent.parent / "ftreg" / "resources" / "tiny-gpt2"
 
 with tempfile.TemporaryDirectory() as scratch:
     out = Path(scratch)

@@ -69,3 +69,34 @@ def run_ftreg(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
 def write_json(path: Path, data) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+# Four steps at a high learning rate leave an adapter that clearly changes the logits.
+SUPPORT_TRAIN = ["--strategy", "lora8bit", "--max-steps", "4", "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0", "--learning-rate", "1e-2"]
+
+
+@pytest.fixture(scope="session")
+def _trained_registry(tmp_path_factory):
+    """One registry holding tiny-gpt2-v1 and a real lora8bit adapter support-v1, trained once per test process."""
+    from ftreg.cli import cli
+    from test_train_generate import PAIRS
+
+    home = tmp_path_factory.mktemp("trained") / "registry"
+    data = write_json(home.parent / "support.json", PAIRS)
+    result = CliRunner().invoke(cli, ["--registry", str(home), "train", "--dataset", str(data), "--name", "support", *SUPPORT_TRAIN])
+    assert result.exit_code == 0, result.output
+    return home, data
+
+
+@pytest.fixture
+def support_adapter(_trained_registry, ftreg_home):
+    """This test's registry, a copy of one with tiny-gpt2-v1 and a trained adapter support-v1; returns the dataset it was trained on.
+
+    Request it before anything else touches the registry: it replaces the registry directory.
+    """
+    import shutil
+
+    home, data = _trained_registry
+    assert not ftreg_home.exists(), "request support_adapter before fixtures that open the registry"
+    shutil.copytree(home, ftreg_home)
+    return data

@@ -76,15 +76,20 @@ def test_detection(fixture):
 def test_detection_refuses_a_tie_and_lists_candidates(tmp_path):
     path = tmp_path / "both.json"
     path.write_text(json.dumps([{"instruction": "a", "response": "b", "output": "c"}]))
-    with pytest.raises(DatasetError, match=r"both\.json: the file matches (alpaca and instruction|instruction and alpaca) equally; pass --format \(scores: "):
+    with pytest.raises(DatasetError, match=r"both\.json: the file matches (alpaca and instruction|instruction and alpaca) equally; pass `format` \(scores: "):
         detect_format(path, plugins.dataset_formats())
 
 
-def test_detection_with_no_match(tmp_path):
+def test_detection_with_no_match(tmp_path, cli_run):
     path = tmp_path / "odd.json"
     path.write_text(json.dumps([{"prompt": "a", "completion": "b"}]))
-    with pytest.raises(DatasetError, match=r"odd\.json: the file matches no known format; pass --format"):
+    # The library names the setting as the Python API spells it; the CLI names the flag.
+    with pytest.raises(DatasetError, match=r"odd\.json: the file matches no known format; pass `format`"):
         detect_format(path, plugins.dataset_formats())
+    result = cli_run("data", "check", path)
+    assert result.exit_code == 2 and "the file matches no known format; pass --format (scores:" in result.stderr
+    result = cli_run("train", "--strategy", "lora8bit", "--dataset", path, "--name", "x")
+    assert result.exit_code == 2 and "pass --format (scores:" in result.stderr
 
 
 @pytest.mark.parametrize("fixture", sorted(CASES))

@@ -1,6 +1,8 @@
 import hashlib
 from dataclasses import asdict
 
+import pytest
+
 from ftreg.bases.embedded import EMBEDDED_BASE_NAME, BaseRecipe, build, ensure_embedded_base
 
 MICRO = BaseRecipe(vocab_size=400, n_positions=64, n_embd=32, n_layer=2, n_head=2, block_size=32, batch_size=4, steps=8, warmup_steps=2)
@@ -10,24 +12,19 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_building_from_the_recipe_is_deterministic(tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    first.mkdir()
-    second.mkdir()
+@pytest.mark.slow
+def test_building_from_the_recipe_is_deterministic_and_the_seed_matters(tmp_path):
+    first, second, other_seed = tmp_path / "first", tmp_path / "second", tmp_path / "other-seed"
+    for directory in (first, second, other_seed):
+        directory.mkdir()
     record = build(MICRO, first, show_progress=False)
     build(MICRO, second, show_progress=False)
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert _digest(first / name) == _digest(second / name), name
     assert record["recipe"] == asdict(MICRO)
     assert record["metrics"]["parameters"] > 0 and record["metrics"]["eval_loss"] > 0
-
-
-def test_a_different_seed_gives_different_weights(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    build(MICRO, tmp_path / "a", show_progress=False)
-    build(BaseRecipe(**{**asdict(MICRO), "seed": 7}), tmp_path / "b", show_progress=False)
-    assert _digest(tmp_path / "a" / "model.safetensors") != _digest(tmp_path / "b" / "model.safetensors")
+    build(BaseRecipe(**{**asdict(MICRO), "seed": 7}), other_seed, show_progress=False)
+    assert _digest(first / "model.safetensors") != _digest(other_seed / "model.safetensors")
 
 
 def test_shipped_base_is_published_once_with_its_recipe(registry):

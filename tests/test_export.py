@@ -1,20 +1,12 @@
 import pytest
 
-from conftest import write_json
 from ftreg.inference.compose import compose
 from ftreg.inference.export import export
 from ftreg.errors import ArtifactError, FtregError, UnknownReference
-from test_train_generate import PAIRS
-
-# A high learning rate so four steps leave an adapter that clearly changes the logits.
-TRAIN = ["--max-steps", "4", "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0", "--learning-rate", "1e-2"]
 
 
 @pytest.fixture
-def adapter(cli_run, embedded_base, registry, tmp_path):
-    dataset = write_json(tmp_path / "support.json", PAIRS)
-    result = cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "support", *TRAIN)
-    assert result.exit_code == 0, result.output
+def adapter(support_adapter, registry):
     return registry.resolve("support")
 
 

@@ -90,13 +90,37 @@ def test_invalid_names(name):
         validate_name(name)
 
 
-def test_reference_forms():
-    assert parse_ref("support-v2") == parse_ref("support-v2")
-    assert (parse_ref("support-v2").name, parse_ref("support-v2").version) == ("support", 2)
-    assert (parse_ref("support").name, parse_ref("support").version) == ("support", None)
-    assert (parse_ref("support@prod").name, parse_ref("support@prod").alias) == ("support", "prod")
+@pytest.mark.parametrize(
+    "text, name, version, alias",
+    [
+        ("support-v2", "support", 2, None),
+        ("support", "support", None, None),
+        ("support@prod", "support", None, "prod"),
+        ("my.model_2-v10", "my.model_2", 10, None),
+        ("a-v0", "a", 0, None),
+        ("support-v2-x", "support-v2-x", None, None),  # -v<digits> only marks a version at the very end
+        ("support-v", "support-v", None, None),
+        ("support-v01", "support", 1, None),
+        (f"big-v{2**63 - 1}", "big", 2**63 - 1, None),
+        ("tiny-gpt2@latest-good", "tiny-gpt2", None, "latest-good"),
+    ],
+)
+def test_reference_forms(text, name, version, alias):
+    ref = parse_ref(text)
+    assert (ref.name, ref.version, ref.alias) == (name, version, alias)
+    assert parse_ref(str(ref)) == ref  # str() writes a reference that parses back to the same thing
+    if text != "support-v01":
+        assert str(ref) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["support@Prod", "Support", "support@", "@prod", "support@prod@x", "support@prod-v2", "-v2", "support-v2@prod",
+     "../etc-v1", "a/b@c", "", f"big-v{2**63}", "support v2"],
+)
+def test_invalid_references(text):
     with pytest.raises(InvalidName):
-        parse_ref("support@Prod")
+        parse_ref(text)
 
 
 def test_unknown_references(registry):

@@ -20,7 +20,6 @@ import json
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
@@ -136,7 +135,7 @@ def _publish(registry: Registry, out: Path, build: dict, shipped: bool) -> Entry
 
 def train_tokenizer(documents: tuple[str, ...], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined,unused-ignore]  # a lazy alias in transformers 5, missing from its type information
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

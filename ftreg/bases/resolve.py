@@ -66,7 +66,7 @@ def resolve_base(spec: str | None, registry: Registry) -> ResolvedBase:
 
 def _from_entry(entry: Entry, registry: Registry) -> ResolvedBase:
     if entry.kind != "checkpoint":
-        raise FtregError(f"{entry.ref} is an {entry.kind}, not a base model; pass a checkpoint as --base")
+        raise FtregError(f"{entry.ref} is an {entry.kind}, not a base model; pass a checkpoint as `base`")
     registry.verify_files(entry)  # weights are about to be loaded from it
     return ResolvedBase(entry.ref, entry.path, fingerprint(entry.path), {"type": "registry", "ref": entry.ref})
 

@@ -131,7 +131,7 @@ def _json_array_records(path: Path, text: str) -> list[tuple[int, object]]:
         decoder.decode(text)
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from error
-    records = []
+    records: list[tuple[int, object]] = []
     index = text.index("[") + 1
     while True:
         index = _skip(text, index, ", \t\r\n")

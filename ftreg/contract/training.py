@@ -104,7 +104,7 @@ class TrainSpec:
     name: str = option(None, "Registry name; the result is its next version.", required=True)
     base: str | None = option(None, "Base: registry checkpoint, Hugging Face id (gpt2) or directory. Default: the embedded tiny-gpt2.")
     format: str | None = option(None, "Dataset format (see `ftreg plugins`). Default: detected from the content.")
-    columns: dict[str, str] = option({}, "Read FIELD from the file's column/key NAME, e.g. question=Q. Repeatable.", metavar="FIELD=NAME")
+    columns: dict[str, str] = option({}, "Read FIELD from the file's column/key NAME, e.g. question=Q. Repeatable.", metavar="FIELD=NAME", flag="--column")
     eval_dataset: str | None = option(None, "Held-out dataset for eval loss (same format), instead of --eval-split.")
     # Defaults follow the common GPT-2 support-bot recipe.
     epochs: float = option(1.0, "Passes over the training examples.")

@@ -23,4 +23,4 @@ def detect_format(path: Path, formats: dict[str, DatasetFormat]) -> DatasetForma
             raise DatasetError(f"{path}: the dataset has no examples")
     listing = ", ".join(f"{name} ({score:g})" for score, name in scores)
     problem = f"matches {' and '.join(best)} equally" if best else "matches no known format"
-    raise DatasetError(f"{path}: the file {problem}; pass --format (scores: {listing})")
+    raise DatasetError(f"{path}: the file {problem}; pass `format` (scores: {listing})")

@@ -24,7 +24,7 @@ def encode(examples: list[Example], tokenizer: Any, max_length: int) -> tuple[li
         for segment in example.segments:
             ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
             if segment.eos:
-                ids = ids + [tokenizer.eos_token_id]
+                ids = [*ids, tokenizer.eos_token_id]
             input_ids += ids
             labels += ids if segment.trains else [IGNORE_INDEX] * len(ids)
         if len(input_ids) > max_length:

@@ -13,7 +13,8 @@ def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     norm small, which caps how confident the logits can get (adapters trained later, which leave
     the embeddings frozen, cannot undo that).
     """
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             embedding = name.startswith(("transformer.wte", "transformer.wpe"))

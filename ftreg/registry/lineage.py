@@ -26,12 +26,13 @@ def chain(resolve: Callable[[str], Entry], entry: Entry | None) -> list[str]:
         if m.get("hub"):
             origin += f" (pulled from {m['hub']['repo_id']}@{m['hub']['commit'][:12]})"
         links.append(f"{entry.ref} [{entry.strategy or entry.kind}]{origin}")
-        if not entry.base:
+        base = entry.base
+        if not base:
             break
         try:
-            entry = resolve(entry.base)
+            entry = resolve(base)
         except FtregError:  # a Hub id or a directory: the chain leaves the registry here
-            links.append(entry.base)
+            links.append(base)
             break
     return links
 

@@ -50,6 +50,7 @@ class AlpacaFormat(DatasetFormat):
             row = check_string_fields(record, self.fields, problems, line, columns)
             if row is None:
                 continue
+            assert isinstance(record, dict)  # check_string_fields returns None for anything else
             extra = record.get(input_key, "")
             if not isinstance(extra, str):
                 problems.add(f"{input_key!r} must be a string, got {type(extra).__name__}", line)

@@ -42,12 +42,12 @@ class ScratchStrategy(TrainingStrategy):
         options = self.options(spec)
         assert isinstance(options, ScratchOptions)
         if options.patience and not (spec.eval_split or spec.eval_dataset):
-            raise ConfigError("scratch option patience needs held-out examples to evaluate on; set --eval-split or --eval-dataset")
+            raise ConfigError("scratch option patience needs held-out examples to evaluate on; set `eval_split` or `eval_dataset`")
         init = options.init
         if init:
             positions = _init_settings(init).get("n_positions", 1024)  # GPT2Config's default
             if positions < spec.max_length:
-                raise ConfigError(f"init {init!r} has n_positions {positions}, fewer than --max-length {spec.max_length}; lower --max-length")
+                raise ConfigError(f"init {init!r} has n_positions {positions}, fewer than `max_length` {spec.max_length}; lower `max_length`")
 
     def train(self, job: TrainJob) -> dict[str, float]:
         import torch
