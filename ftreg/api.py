@@ -25,7 +25,7 @@ from ftreg.inference.export import export as _export
 from ftreg.registry import Registry
 from ftreg.training import pipeline
 from ftreg.training.config import effective_spec
-from ftreg.training.runs import Run, list_runs
+from ftreg.training.runs import Run, list_runs, prunable
 
 Notify = Callable[[str], None]
 
@@ -102,10 +102,23 @@ def export(ref: str | Entry, directory: str | Path, *, merge: bool = False, regi
     return _export(registry, _entry(ref, registry).ref, Path(directory), merge=merge, notify=notify)
 
 
-def push(ref: str | Entry, repo_id: str, *, private: bool = False, registry: Registry | None = None) -> str:
-    """Upload a version (checked first) to the Hub as one commit tagged ``vN``; returns the commit URL."""
+def push(
+    ref: str | Entry,
+    repo_id: str,
+    *,
+    private: bool = False,
+    base_repo: str | None = None,
+    merge: bool = False,
+    registry: Registry | None = None,
+    notify: Notify = _quiet,
+) -> str:
+    """Upload a version (checked first) to the Hub as one commit tagged ``vN``; returns the commit URL.
+
+    An adapter whose base is only in this registry needs ``base_repo`` (the base is pushed there
+    too) or ``merge`` (a standalone merged model is pushed instead), so that it loads anywhere.
+    """
     registry = _registry(registry)
-    return _push(registry, _entry(ref, registry), repo_id, private=private)
+    return _push(registry, _entry(ref, registry), repo_id, private=private, base_repo=base_repo, merge=merge, notify=notify)
 
 
 def pull(repo: str, name: str, *, trust_pickle: bool = False, registry: Registry | None = None, notify: Notify = _quiet) -> Entry:
@@ -136,6 +149,19 @@ def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Ent
     """Publish the embedded tiny GPT-2 (once), or with ``rebuild`` pre-train it again from its recipe as a new version."""
     registry = _registry(registry)
     return build_embedded_base(registry, BaseRecipe()) if rebuild else ensure_embedded_base(registry)
+
+
+def gc(*, remove: bool = False, registry: Registry | None = None) -> list[tuple[Path, str]]:
+    """What nothing needs any more, with why: checkpoints of finished runs, store directories of no
+    listed version, stale staging. Lists only; ``remove`` deletes them too. Resumable runs are kept."""
+    import shutil
+
+    registry = _registry(registry)
+    runs_garbage = prunable(registry)
+    if remove:
+        for path, _ in runs_garbage:
+            shutil.rmtree(path, ignore_errors=True)
+    return runs_garbage + registry.garbage(remove=remove)
 
 
 def plugin_infos() -> list[plugins.PluginInfo]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import sys
 import typing
 import warnings
@@ -28,13 +29,32 @@ class UserError(click.ClickException):
 
 
 class FtregGroup(click.Group):
-    """Turns every FtregError into a one-line message and exit code 2."""
+    """Turns every FtregError into a one-line message and exit code 2.
 
-    def invoke(self, ctx: click.Context):
+    Library messages name settings as `name` (the Python API's keyword); here they become the
+    invoked command's flag (`max_length` -> --max-length), since that is what a CLI user types.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FtregError as error:
-            raise UserError(str(error)) from error
+            raise UserError(_with_flags(str(error), self._invoked(ctx))) from error
+
+    def _invoked(self, ctx: click.Context) -> list[click.Command]:
+        command = self.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+        if isinstance(command, click.Group):
+            return list(command.commands.values())
+        return [command] if command is not None else []
+
+
+def _with_flags(message: str, commands: list[click.Command]) -> str:
+    flags = {}
+    for command in commands:
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name and not param.hidden:
+                flags[param.name.rstrip("_")] = max(param.opts, key=len)
+    return re.sub(r"`(\w+)`", lambda match: flags.get(match[1], match[1]), message)
 
 
 @click.group(cls=FtregGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,7 +139,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     """Show one version: what it is, what made it, and its files."""
     entry = registry.resolve(ref)
     if as_json:
-        _echo_json({**entry.to_json(), "lineage": registry.lineage(entry)})
+        _echo_json({**entry.to_json(), "lineage": registry.lineage(entry), "orphaned": registry.lineage_problems(entry)})
         return
     m = entry.manifest
     lines = [
@@ -133,8 +153,9 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
         ("metrics", "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(entry.metrics.items())) or "-"),
         ("config", json.dumps(entry.config, sort_keys=True) if entry.config else "-"),
         ("lineage", " <- ".join(registry.lineage(entry))),
-        ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={v}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
+        ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={_plugin_version(v)}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
     ]
+    lines += [("orphaned", problem.split(": orphaned: ", 1)[1]) for problem in registry.lineage_problems(entry)]
     for key, value in lines:
         click.echo(f"{key + ':':<10} {value}")
     click.echo("files:")
@@ -202,7 +223,7 @@ def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
     problems = [problem for entry in entries for problem in registry.problems(entry)]
     for problem in problems:
         click.echo(problem, err=True)
-    click.echo(f"{len(entries)} versions checked, {len(problems)} problems")
+    click.echo(f"{_count(len(entries), 'version')} checked, {_count(len(problems), 'problem')}")
     if problems:
         sys.exit(1)
 
@@ -226,7 +247,16 @@ def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
     click.echo(_table(["", left.ref, right.ref], rows))
 
 
-def _short(value) -> str:
+def _plugin_version(provided: Any) -> str:
+    """``{"plugin": P, "version": V}`` as ``P V`` (older records may hold a plain string)."""
+    return f"{provided.get('plugin')} {provided.get('version') or ''}".strip() if isinstance(provided, dict) else str(provided)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return "-" if value is None else str(value)
@@ -253,6 +283,20 @@ def runs(registry: Registry, as_json: bool) -> None:
         for run in found
     ]
     click.echo(_table(["RUN", "STRATEGY", "STATUS", "CHECKPOINT", "PUBLISHED", "STARTED (UTC)"], rows))
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Remove what is listed (without it, gc only lists).")
+@pass_registry
+def gc(registry: Registry, yes: bool) -> None:
+    """List what no version or resumable run needs (checkpoints of finished runs, leftovers); --yes removes it."""
+    found = ftreg.gc(remove=yes, registry=registry)
+    for path, why in found:
+        click.echo(f"{'removed' if yes else 'would remove'} {path}: {why}")
+    if not found:
+        click.echo("Nothing to remove.")
+    elif not yes:
+        click.echo(f"{_count(len(found), 'item')}; run `ftreg gc --yes` to remove {'it' if len(found) == 1 else 'them'}.")
 
 
 @cli.command(name="plugins")
@@ -300,7 +344,7 @@ def _parse_pairs(what: str) -> Callable[[click.Context, click.Parameter, tuple[s
         for value in values:
             key, sep, item = value.partition("=")
             if not sep or not key or not item:
-                raise click.BadParameter(f"expected {what}, got {value!r}", param=param)
+                raise UserError(f"{max(param.opts, key=len)}: expected {what}, got {value!r}")  # one line, as every user error
             pairs[key] = item
         return pairs
 
@@ -314,10 +358,10 @@ def _spec_options(command: Callable[..., Any]) -> Callable[..., Any]:
         meta = spec_field.metadata
         if not meta.get("cli", True):
             continue
-        flag = "--" + spec_field.name.replace("_", "-")
+        flag = meta.get("flag", "--" + spec_field.name.replace("_", "-"))
         names = [flag, *meta.get("aliases", ()), spec_field.name]
         kind = hints[spec_field.name]
-        if kind is dict[str, str]:
+        if typing.get_origin(kind) is dict:
             option = click.option(flag, spec_field.name, multiple=True, callback=_parse_pairs("FIELD=NAME"), metavar=meta.get("metavar"), help=meta["help"])
         elif spec_field.name == "strategy":
             option = click.option(*names, help=meta["help"], is_eager=True, callback=_remember_strategy)
@@ -431,11 +475,13 @@ def export(registry: Registry, ref: str, directory: Path, merge: bool) -> None:
 @cli.command()
 @click.argument("ref")
 @click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="Hub repository (created if needed).")
-@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--private", is_flag=True, help="Create the repository (and a pushed base's) as private.")
+@click.option("--base-repo", metavar="OWNER/NAME", help="For an adapter whose base is only in this registry: push the base there too, and name it as the adapter's base.")
+@click.option("--merge", is_flag=True, help="Push an adapter merged into its base: a standalone model for plain AutoModelForCausalLM.")
 @pass_registry
-def push(registry: Registry, ref: str, repo_id: str, private: bool) -> None:
+def push(registry: Registry, ref: str, repo_id: str, private: bool, base_repo: str | None, merge: bool) -> None:
     """Upload a version to the Hugging Face Hub as one commit tagged vN; prints its URL."""
-    click.echo(ftreg.push(ref, repo_id, private=private, registry=registry))
+    click.echo(ftreg.push(ref, repo_id, private=private, base_repo=base_repo, merge=merge, registry=registry, notify=lambda note: click.echo(note, err=True)))
 
 
 @cli.command()

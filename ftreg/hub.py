@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ftreg.card import write_model_card
 from ftreg.contract.manifest import MANIFEST
 from ftreg.errors import ArtifactError, FtregError
-from ftreg.files import sha256_file
+from ftreg.files import artifact_files, sha256_file
 from ftreg.hub_errors import hub_errors
 from ftreg.registry import Entry, Registry, validate_name
 
@@ -27,21 +28,84 @@ SAFE_PATTERNS = ["*.safetensors", "*.json", "*.txt", "*.md", "*.png", "*.model"]
 CARRIED = ("kind", "base", "base_fingerprint", "base_source", "strategy", "dataset", "config", "metrics", "prompt_template", "plugin_versions")
 
 
-def push(registry: Registry, entry: Entry, repo_id: str, private: bool = False) -> str:
-    """Upload the version's files (manifest and model card included) in one commit tagged vN; returns its URL.
-
-    The files are checked against their recorded hashes first: a corrupted version is never shared.
+def push(
+    registry: Registry, entry: Entry, repo_id: str, private: bool = False, base_repo: str | None = None, merge: bool = False, notify: Callable[[str], None] = lambda message: None
+) -> str:
+    """Upload a version as one commit tagged ``vN`` and return the commit's URL.
+    What is pushed loads anywhere with plain transformers and peft: an adapter names its base by a
+    Hub id and revision, so an adapter on a base that exists only in this registry needs
+    ``base_repo`` (the base is pushed there first) or ``merge`` (a standalone merged model is
+    pushed instead). The files are checked against their recorded hashes first, the model card is
+    rewritten for the repository, and the pushed manifest records the hash of every file pushed.
+    Only a version newer than every version already in the repository moves ``main``; an older
+    one gets its tag alone.
     """
+    return _push(registry, entry, repo_id, private, base_repo, merge, notify)[0]
+
+
+def _push(
+    registry: Registry, entry: Entry, repo_id: str, private: bool, base_repo: str | None, merge: bool, notify: Callable[[str], None]
+) -> tuple[str, str]:
+    """`push`, returning the commit's URL and its sha."""
+    registry.verify_files(entry)
+    base_source = entry.manifest.get("base_source") or {}
+    local_base = entry.kind == "adapter" and entry.base is not None and base_source.get("type") != "hub" and not merge
+    if local_base and base_repo is None:
+        raise FtregError(
+            f"{entry.ref}'s base {entry.base} is only in this registry, so the pushed adapter could not be loaded elsewhere; "
+            f"pass `base_repo` OWNER/NAME to push the base there too, or `merge` to push a standalone merged model"
+        )
+    if base_repo is not None and not local_base:
+        raise FtregError(f"`base_repo` is for an adapter whose base is only in this registry; {entry.ref} needs none")
+    with tempfile.TemporaryDirectory(prefix="ftreg-push-") as folder:
+        out = Path(folder)
+        manifest: dict[str, Any] = json.loads(json.dumps(entry.manifest))  # a deep copy to rewrite
+        if merge and entry.kind == "adapter":
+            from ftreg.inference.export import export
+
+            export(registry, entry.ref, out / "model", merge=True, notify=notify)
+            (out / "model").rename(out / "merged")
+            out = out / "merged"
+            manifest.update(kind="checkpoint", merged_from=entry.ref, base=None, base_source={}, base_fingerprint=None)
+        else:
+            shutil.copytree(entry.path, out, dirs_exist_ok=True)
+            (out / MANIFEST).unlink()
+        if local_base:
+            assert base_repo is not None and entry.base is not None
+            base_commit = _push(registry, registry.resolve(entry.base), base_repo, private, None, False, notify)[1]
+            notify(f"pushed its base {entry.base} to {base_repo}")
+            manifest["base_source"] = {"type": "hub", "repo_id": base_repo, "revision": base_commit, "registry_ref": entry.base}
+            adapter_config = json.loads((out / "adapter_config.json").read_text())
+            adapter_config.update(base_model_name_or_path=base_repo, revision=base_commit)
+            (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
+        write_model_card(out, {**manifest, "name": entry.name}, repo_id=repo_id)
+        manifest["files"] = {rel.as_posix(): {"sha256": sha256_file(out / rel), "size": (out / rel).stat().st_size} for rel in artifact_files(out)}
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return _upload(out, repo_id, entry.version, private, f"ftreg: {entry.ref}" + (" (merged)" if merge and entry.kind == "adapter" else ""))
+
+
+def _upload(folder: Path, repo_id: str, version: int, private: bool, message: str) -> tuple[str, str]:
+    """One commit tagged vN. It lands on main only when no newer vM is in the repository already."""
     from huggingface_hub import HfApi
 
-    registry.verify_files(entry)
-
     api = HfApi()
+    tag = f"v{version}"
     with hub_errors(repo_id):
         api.create_repo(repo_id, private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, folder_path=entry.path, commit_message=f"ftreg: {entry.ref}")
-        api.create_tag(repo_id, tag=f"v{entry.version}", revision=commit.oid, exist_ok=True)
-    return commit.commit_url
+        tags = {ref.name: ref.target_commit for ref in api.list_repo_refs(repo_id).tags}
+        if tag in tags:
+            return f"{api.endpoint}/{repo_id}/commit/{tags[tag]}", tags[tag]  # pushed before: the tag already names it
+        newer = [name for name in tags if name[1:].isdigit() and int(name[1:]) > version]
+        branch = "main"
+        if newer:
+            # Commit on a side branch so main keeps the newest version; the tag is what names this one.
+            branch = f"ftreg-{tag}"
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message, revision=branch, delete_patterns=["*"])
+        api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+        if branch != "main":
+            api.delete_branch(repo_id, branch=branch)
+    return str(commit.commit_url), str(commit.oid)
 
 
 def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, notify: Callable[[str], None] = lambda message: None) -> Entry:
@@ -52,10 +116,17 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
     repo_id, _, revision = spec.partition("@")
     with hub_errors(repo_id):
         info = HfApi().model_info(repo_id, revision=revision or None)
+    assert info.siblings is not None and info.sha is not None  # model_info always lists them
+    if registry.home.exists():
+        for existing in registry.entries(name):
+            hub = existing.manifest.get("hub") or {}
+            if (hub.get("repo_id"), hub.get("commit")) == (repo_id, info.sha):
+                notify(f"{repo_id}@{info.sha[:12]} is already registered as {existing.ref}")
+                return existing
     files = [sibling.rfilename for sibling in info.siblings]
     pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
     if pickles and not trust_pickle:
-        raise FtregError(f"{repo_id}@{info.sha[:12]} holds pickle files ({', '.join(pickles)}), which can run code when loaded; pass --trust-pickle to download them anyway")
+        raise FtregError(f"{repo_id}@{info.sha[:12]} holds pickle files ({', '.join(pickles)}), which can run code when loaded; pass `trust_pickle` to download them anyway")
     patterns = SAFE_PATTERNS + ([f"*{suffix}" for suffix in PICKLE_SUFFIXES] if trust_pickle else [])
     with tempfile.TemporaryDirectory(prefix="ftreg-pull-") as cache, hub_errors(repo_id):
         # Pinned to the commit model_info saw, so a push in between cannot mix two commits.
@@ -70,7 +141,7 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
             fields = {key: pushed[key] for key in CARRIED if key in pushed}
             fields.setdefault("kind", "adapter" if (stage / "adapter_config.json").is_file() else "checkpoint")
             if pickles:
-                notify(f"warning: kept pickle files from {repo_id} as --trust-pickle asked: {', '.join(pickles)}")
+                notify(f"warning: kept pickle files from {repo_id} as `trust_pickle` asked: {', '.join(pickles)}")
             return registry.publish(stage, name=name, hub={"repo_id": repo_id, "revision": revision or "main", "commit": info.sha}, **fields)
 
 

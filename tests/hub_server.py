@@ -15,6 +15,8 @@ Endpoints, with the client code that calls them (paths as built by huggingface_h
     POST /api/{type}s/{ns}/{name}/preupload/{rev}       _commit_api._fetch_upload_modes
     POST /api/{type}s/{ns}/{name}/commit/{rev}          _commit_api._send_commit (ndjson, base64 files)
     POST /api/{type}s/{ns}/{name}/tag/{rev}             HfApi.create_tag (409 if the tag exists)
+    POST /api/{type}s/{ns}/{name}/branch/{branch}       HfApi.create_branch (409 if it exists)
+    DELETE /api/{type}s/{ns}/{name}/branch/{branch}     HfApi.delete_branch (not main)
     HEAD/GET /[{type}s/]{ns}/{name}/resolve/{rev}/{path} hf_hub_download / snapshot_download
 
 ``type`` is model (no URL prefix for resolve), dataset or space. Repo ids must be ``namespace/name``.
@@ -268,6 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._dispatch("POST")
 
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _read_body(self) -> bytes:
@@ -401,6 +406,9 @@ class _Handler(BaseHTTPRequestHandler):
 
             return self._json({"branches": refs("heads", repo["branches"]), "tags": refs("tags", repo["tags"]),
                                "converts": [], "pullRequests": []})
+        if action == "branch" and len(rest) == 2 and method in ("POST", "DELETE"):
+            repo = self._repo(repo_type, repo_id, write=True)
+            return self._branch(repo, method, rest[1], json.loads(body or b"{}"))
         if method == "POST" and action in ("preupload", "commit", "tag") and len(rest) >= 2:
             repo = self._repo(repo_type, repo_id, write=True)
             revision = "/".join(rest[1:])
@@ -451,6 +459,18 @@ class _Handler(BaseHTTPRequestHandler):
         repo["tags"][tag] = sha
         self.hub.store.save(repo)
         self._json({"name": tag, "ref": f"refs/tags/{tag}", "targetCommit": sha})
+
+    def _branch(self, repo: dict, method: str, branch: str, payload: dict) -> None:
+        if method == "DELETE":
+            if branch == "main" or branch not in repo["branches"]:
+                raise HubError(404 if branch != "main" else 403, f"Cannot delete branch {branch!r}")
+            del repo["branches"][branch]
+        else:
+            if branch in repo["branches"]:
+                raise HubError(409, f"Reference refs/heads/{branch} already exists")
+            repo["branches"][branch] = self._revision(repo, payload.get("startingPoint", "main"))
+        self.hub.store.save(repo)
+        self._json({})
 
     def _commit(self, repo: dict, revision: str, body: bytes) -> None:
         branch = revision[len("refs/heads/"):] if revision.startswith("refs/heads/") else revision

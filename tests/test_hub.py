@@ -6,12 +6,11 @@ import pickle
 import pytest
 from huggingface_hub import HfApi, file_download
 
-from conftest import write_json
+from conftest import SUPPORT_TRAIN as TRAIN
 from hub_server import HUB_TOKEN
-from test_train_generate import PAIRS
 
 REPO = "alice/support-bot"
-TRAIN = ["--strategy", "lora8bit", "--max-steps", "4", "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0", "--learning-rate", "1e-2"]
+BASE_REPO = "alice/tiny-gpt2"
 
 
 class NoSleep:
@@ -28,11 +27,8 @@ class NoSleep:
 
 
 @pytest.fixture
-def trained(cli_run, embedded_base, tmp_path):
-    data = write_json(tmp_path / "support.json", PAIRS)
-    result = cli_run("train", "--dataset", data, "--name", "support", *TRAIN)
-    assert result.exit_code == 0, result.output
-    return data
+def trained(support_adapter):
+    return support_adapter
 
 
 def _greedy(cli_run, *args):
@@ -43,7 +39,7 @@ def _greedy(cli_run, *args):
 
 @pytest.mark.slow
 def test_push_pull_round_trip_generates_the_same(hub, cli_run, trained, registry, tmp_path):
-    pushed = cli_run("push", "support-v1", "--repo", REPO)
+    pushed = cli_run("push", "support-v1", "--repo", REPO, "--base-repo", BASE_REPO)
     assert pushed.exit_code == 0, pushed.output
     assert pushed.stdout.strip().startswith(hub.url) and HUB_TOKEN not in pushed.output
     refs = hub.refs(REPO)
@@ -66,9 +62,9 @@ def test_push_pull_round_trip_generates_the_same(hub, cli_run, trained, registry
 
 @pytest.mark.slow
 def test_pull_a_tagged_older_revision(hub, cli_run, trained, registry):
-    assert cli_run("push", "support-v1", "--repo", REPO).exit_code == 0
+    assert cli_run("push", "support-v1", "--repo", REPO, "--base-repo", BASE_REPO).exit_code == 0
     assert cli_run("train", "--dataset", trained, "--name", "support", *TRAIN, "--seed", "3").exit_code == 0
-    assert cli_run("push", "support-v2", "--repo", REPO).exit_code == 0
+    assert cli_run("push", "support-v2", "--repo", REPO, "--base-repo", BASE_REPO).exit_code == 0
     assert set(hub.refs(REPO)["tags"]) == {"v1", "v2"}
     assert cli_run("pull", f"{REPO}@v1", "--name", "old").exit_code == 0
     old, first = registry.resolve("old"), registry.resolve("support-v1")
@@ -130,7 +126,7 @@ def test_pickles_are_refused_and_never_unpickled(hub, cli_run, registry, tmp_pat
 
 @pytest.mark.slow
 def test_interrupted_download_registers_nothing(hub, cli_run, trained, registry, monkeypatch):
-    assert cli_run("push", "support-v1", "--repo", REPO).exit_code == 0
+    assert cli_run("push", "support-v1", "--repo", REPO, "--base-repo", BASE_REPO).exit_code == 0
     monkeypatch.setattr(file_download, "time", NoSleep())
     hub.fail_next_download(after_bytes=10, times=100, filename="adapter_model.safetensors")
     result = cli_run("pull", REPO, "--name", "cut")
@@ -150,7 +146,7 @@ def test_bad_repo_ids_and_names_fail_before_any_download(hub, cli_run, registry)
 
 @pytest.mark.slow
 def test_a_file_missing_from_the_repo_is_refused(hub, cli_run, trained, registry):
-    assert cli_run("push", "support-v1", "--repo", REPO).exit_code == 0
+    assert cli_run("push", "support-v1", "--repo", REPO, "--base-repo", BASE_REPO).exit_code == 0
     HfApi().delete_file("training_args.json", repo_id=REPO)
     result = cli_run("pull", REPO, "--name", "partial")
     assert result.exit_code == 2 and "training_args.json is in the pushed manifest but not in the repository" in result.stderr

@@ -27,10 +27,19 @@ class LoadedDataset:
 
     @functools.cached_property
     def fingerprint(self) -> str:  # read once: the run record, the resume check and the manifest all use it
-        return "sha256:" + hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return file_fingerprint(self.path)
+
+    @property
+    def reference(self) -> str:
+        """What a record should name to find this data again from any directory: a local file's absolute path, else the text as given."""
+        return str(self.path.resolve()) if Path(self.source).is_file() else self.source
 
     def describe(self) -> dict[str, object]:
         return {"source": self.source, "format": self.format.name, "fingerprint": self.fingerprint, "examples": len(self.examples)}
+
+
+def file_fingerprint(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def dataset_path(text: str) -> Path:

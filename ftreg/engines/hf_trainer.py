@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
     checkpoints = job.checkpoint_dir is not None and job.spec.save_steps > 0
     evaluates = bool(job.eval)
     with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
-        callbacks: list[Any] = [_log_bridge(job)]
+        totals = _run_totals(job.resume_from)
+        callbacks: list[Any] = [_log_bridge(job), totals]
         output_dir: Path | str = scratch
         if checkpoints:
             assert job.checkpoint_dir is not None
@@ -75,7 +77,7 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
             output_dir.mkdir(parents=True)
             callbacks.append(_checkpoint_publisher(output_dir, job.checkpoint_dir, job.spec.save_total_limit))
         args = training_arguments(job.spec, str(output_dir), job.show_progress, checkpoints, evaluates, **argument_overrides)
-        trainer = Trainer(
+        trainer = _totals_trainer(Trainer)(
             model=model,
             args=args,
             train_dataset=to_dataset(job.train),
@@ -83,17 +85,20 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
             data_collator=packing_collator(),
             callbacks=callbacks,
         )
+        totals.trainer = trainer
         # Resuming restores weights, optimizer, scheduler, RNG states and the data position; the
         # Trainer reads those files with torch.load(weights_only=True), never as pickles.
         result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-        history = trainer.state.log_history
+        # A resumed run reports what an uninterrupted one would: the loss averaged over every step,
+        # and throughput over the whole run's tokens and time, not only this process's share.
+        runtime = totals.runtime_s()
+        history: list[dict[str, Any]] = trainer.state.log_history
         if evaluates and not any(entry.get("step") == result.global_step and "eval_loss" in entry for entry in history):
             trainer.evaluate()  # the final weights' eval loss, unless the last step evaluated already
         evaluations = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
-        runtime = result.metrics["train_runtime"]
         tokens_seen = sum(len(e.input_ids) for e in job.train) * trainer.state.epoch
         metrics: dict[str, Any] = {
-            "train_loss": result.training_loss,
+            "train_loss": totals.loss_sum() / max(result.global_step, 1),
             "train_runtime_s": runtime,
             "train_steps": result.global_step,
             "train_tokens_per_s": tokens_seen / runtime,
@@ -106,12 +111,57 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
     return finish_metrics(metrics, model.num_parameters())
 
 
+TOTALS_FILE = "ftreg_totals.json"  # in each checkpoint: the run's loss sum and runtime so far
+
+
+def _totals_trainer(trainer_class: Any) -> Any:
+    """The Trainer, also summing every step's loss as the Trainer does for its own average."""
+
+    class TotalsTrainer(trainer_class):
+        step_loss_sum: Any = 0.0  # a tensor once training starts: no device sync per step
+
+        def training_step(self, *args: Any, **kwargs: Any) -> Any:
+            loss = super().training_step(*args, **kwargs)
+            self.step_loss_sum = self.step_loss_sum + loss.detach()
+            return loss
+
+    return TotalsTrainer
+
+
+def _run_totals(resume_from: Path | None) -> Any:
+    """A callback keeping the run's loss sum and runtime, continued from a checkpoint and written into each new one."""
+    from transformers import TrainerCallback
+
+    prior = json.loads((resume_from / TOTALS_FILE).read_text()) if resume_from and (resume_from / TOTALS_FILE).is_file() else {}
+
+    class RunTotals(TrainerCallback):
+        trainer: Any = None  # set once the Trainer exists
+        started = time.perf_counter()
+
+        def loss_sum(self) -> float:
+            return float(prior.get("loss_sum", 0.0)) + float(self.trainer.step_loss_sum)
+
+        def runtime_s(self) -> float:
+            return float(prior.get("runtime_s", 0.0)) + time.perf_counter() - self.started
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():  # only the process that saves has one
+                totals = {"loss_sum": self.loss_sum(), "runtime_s": self.runtime_s(), "step": state.global_step}
+                (checkpoint / TOTALS_FILE).write_text(json.dumps(totals) + "\n")
+
+    return RunTotals()
+
+
 def _log_bridge(job: TrainJob) -> Any:
     """A callback that passes the Trainer's logs to ``job.log`` (and so to plugins' on_train_log),
     and makes sure the last step is logged, so a run shorter than logging_steps still has a curve."""
     from transformers import TrainerCallback
 
-    class LogBridge(TrainerCallback):  # type: ignore[misc]
+    class LogBridge(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.global_step >= state.max_steps:
                 control.should_log = True
@@ -128,7 +178,7 @@ def _checkpoint_publisher(staging: Path, checkpoints: Path, keep: int) -> Any:
     """A callback that moves each complete checkpoint from ``staging`` into ``checkpoints`` by rename."""
     from transformers import TrainerCallback
 
-    class PublishCheckpoints(TrainerCallback):  # type: ignore[misc]
+    class PublishCheckpoints(TrainerCallback):
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             name = f"checkpoint-{state.global_step}"
             if (staging / name).is_dir():  # only the process that saves has one

@@ -29,13 +29,9 @@ class GenerationOptions:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        checks = {
-            "max_new_tokens": self.max_new_tokens >= 1,
-            "temperature": self.temperature > 0,
-            "top_p": 0 < self.top_p <= 1,
-            "top_k": self.top_k >= 0,
-            "repetition_penalty": self.repetition_penalty > 0,
-        }
+        checks = {"max_new_tokens": self.max_new_tokens >= 1, "repetition_penalty": self.repetition_penalty > 0}
+        if not self.greedy:  # greedy decoding uses no sampling setting, so none can be out of range
+            checks.update(temperature=self.temperature > 0, top_p=0 < self.top_p <= 1, top_k=self.top_k >= 0)
         for field, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{field} is out of range: {getattr(self, field)!r}")
@@ -76,21 +72,29 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     recorded template is used, and a bare base gets the prompt as it is.
     """
     if adapter is None and base is None:
-        raise FtregError("pass --adapter REF, --base REF, or both")
+        raise FtregError("pass an `adapter`, a `base`, or both")
     entry = registry.resolve(adapter) if adapter else None
     template = entry.manifest.get("prompt_template", "{prompt}") if entry else "{prompt}"
     if prompt_format:
         template = plugins.get_dataset_format(prompt_format).prompt_template
     if entry is not None and entry.kind == "checkpoint":
         if base is not None:
-            raise FtregError(f"{entry.ref} is a full checkpoint; it has no base to replace (drop --base)")
+            raise FtregError(f"{entry.ref} is a full checkpoint; it has no base to replace (drop `base`)")
         base, entry = entry.ref, None  # a checkpoint generates on its own
 
-    resolved = resolve_base(base if base is not None else entry.base if entry is not None else None, registry)
+    explicit_base = base is not None
+    if entry is not None and entry.manifest.get("base_fingerprint") is None and not explicit_base:
+        raise FtregError(f"{entry.ref} records no base (it was pulled from a repository without an ftreg manifest); pass the `base` it was trained on")
+    if base is None and entry is not None:
+        base = entry.base
+        hub_home = entry.manifest.get("base_source") or {}
+        if hub_home.get("registry_ref") and not registry.exists(hub_home["registry_ref"]):
+            base = f"{hub_home['repo_id']}@{hub_home['revision']}"  # pulled without its registry base: fetch the pushed copy
+    resolved = resolve_base(base, registry)
     if entry is not None:
         registry.verify_files(entry)
         recorded = entry.manifest.get("base_fingerprint")
-        if recorded != resolved.fingerprint:
+        if recorded is not None and recorded != resolved.fingerprint:  # None: nothing recorded, the user named the base
             raise BaseMismatch(
                 f"{entry.ref} was trained on base {entry.base} ({recorded}), "
                 f"but {resolved.ref} has fingerprint {resolved.fingerprint}; refusing to compose them"
@@ -99,7 +103,7 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    model = AutoModelForCausalLM.from_pretrained(resolved.path)
+    model: Any = AutoModelForCausalLM.from_pretrained(resolved.path)
     description = resolved.ref
     if entry is not None:
         from peft import PeftModel

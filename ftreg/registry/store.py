@@ -34,6 +34,7 @@ from ftreg.files import artifact_files, fsync_dir, fsync_file, now, sha256_file,
 from ftreg.registry import db as dbmod
 from ftreg.registry import lineage
 from ftreg.version import __version__
+
 # A staging directory this old whose lock nobody holds belongs to a dead process.
 STALE_AFTER_S = 3600
 
@@ -79,6 +80,7 @@ class Registry:
 
     def resolve(self, ref: str | Ref) -> Entry:
         ref = parse_ref(ref) if isinstance(ref, str) else ref
+        params: tuple[str | int, ...]
         if ref.alias:
             where, params = "WHERE v.name = ? AND v.version = (SELECT version FROM aliases WHERE name = ? AND alias = ?)", (ref.name, ref.name, ref.alias)
         elif ref.version is not None:
@@ -133,6 +135,41 @@ class Registry:
                 shutil.rmtree(path, ignore_errors=True)
                 lock_path.unlink(missing_ok=True)
 
+    def garbage(self, remove: bool = False) -> list[tuple[Path, str]]:
+        """What no version needs: store directories of no listed version, and stale staging or trash.
+
+        Listed (and with ``remove``, deleted) while holding the index's write lock, so no publish
+        is between renaming its directory into place and committing it.
+        """
+        found: list[tuple[Path, str]] = []
+        with dbmod.write(self.db):
+            listed = {(name, version) for name, version in self.db.execute("SELECT name, version FROM versions")}
+            for directory in sorted(self.store.glob("*/v*")) if self.store.is_dir() else []:
+                number = directory.name[1:]
+                if directory.is_dir() and number.isdigit() and (directory.parent.name, int(number)) not in listed:
+                    found.append((directory, "not a listed version (left by an interrupted publish or rm)"))
+            for path in sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []:
+                if path.suffix != ".lock" and self._stale(path):
+                    found.append((path, "a staging directory no live process uses"))
+            if remove:
+                for path, _ in found:
+                    shutil.rmtree(path, ignore_errors=True)
+                    Path(f"{path}.lock").unlink(missing_ok=True)
+        return found
+
+    def _stale(self, path: Path) -> bool:
+        """Not modified for STALE_AFTER_S and its lock free (trash is always stale)."""
+        try:
+            if not path.name.startswith("trash-") and path.lstat().st_mtime > time.time() - STALE_AFTER_S:
+                return False
+        except FileNotFoundError:
+            return False
+        try:
+            with FileLock(Path(f"{path}.lock"), timeout=0):
+                return True
+        except Timeout:
+            return False  # still in use by a live process
+
     def _sweep_stale(self) -> None:
         cutoff = time.time() - STALE_AFTER_S
         for path in self.tmp.iterdir():
@@ -181,8 +218,8 @@ class Registry:
                 raise ValueError(f"{MANIFEST} is written by the registry, not by the artifact")
             fsync_file(stage / rel)
             files[rel.as_posix()] = {"sha256": sha256_file(stage / rel), "size": (stage / rel).stat().st_size}
-        manifest: Manifest = {  # type: ignore[typeddict-item]
-            **extra,
+        manifest: Manifest = {
+            **extra,  # type: ignore[typeddict-item]
             "manifest_format": MANIFEST_FORMAT,
             "name": name,
             "kind": kind,
@@ -205,7 +242,7 @@ class Registry:
             if target.exists():
                 # Left by a publisher killed between rename and commit: never visible, so safe to drop.
                 self._discard(target)
-            manifest.update(version=version, created_at=now())
+            manifest.update({"version": version, "created_at": now()})
             write_json(stage / MANIFEST, manifest)
             fsync_file(stage / MANIFEST)
             os.rename(stage, target)
@@ -226,21 +263,37 @@ class Registry:
     # -- changing ------------------------------------------------------------------------------
 
     def remove(self, ref: str, force: bool = False) -> Entry:
+        """Remove a version. Refused while an alias points at it or another version names it as
+        base or parent, unless ``force`` (those versions then show as orphaned in `problems`)."""
         with dbmod.write(self.db):
             entry = self.resolve(ref)
-            if entry.aliases and not force:
-                pointing = ", ".join(f"{entry.name}@{a}" for a in entry.aliases)
-                raise RegistryConflict(f"{entry.ref} is pointed at by {pointing}; move the alias first or pass --force")
+            if not force:
+                if entry.aliases:
+                    pointing = ", ".join(f"{entry.name}@{a}" for a in entry.aliases)
+                    raise RegistryConflict(f"{entry.ref} is pointed at by {pointing}; move the alias first or pass `force`")
+                if dependents := self.dependents(entry):
+                    listed = ", ".join(f"{ref} ({how})" for ref, how in dependents[:10]) + (", ..." if len(dependents) > 10 else "")
+                    raise RegistryConflict(f"{entry.ref} is needed by {len(dependents)} other version{'s' if len(dependents) != 1 else ''}: {listed}; remove them first or pass `force`")
             for alias in entry.aliases:
                 self._record_alias(entry.name, alias, None)
             self.db.execute("DELETE FROM aliases WHERE name = ? AND version = ?", (entry.name, entry.version))
             self.db.execute("DELETE FROM versions WHERE name = ? AND version = ?", (entry.name, entry.version))
-            trash = self._discard_later(entry.path)
-        shutil.rmtree(trash, ignore_errors=True)
+        # Files go only after the commit: a crash in between leaves an unlisted directory for
+        # `ftreg gc`, never a listed version without its files.
+        self._discard(entry.path)
         for alias in entry.aliases:
             plugins.call("alias_moved", name=entry.name, alias=alias, entry=None)
         plugins.call("version_removed", entry=entry)
         return entry
+
+    def dependents(self, entry: Entry) -> list[tuple[str, str]]:
+        """The versions that name ``entry`` as their base or their parent: (ref, "base" or "parent")."""
+        rows = self.db.execute(
+            "SELECT name, version, base = ?, json_extract(manifest, '$.parent') = ? FROM versions"
+            " WHERE base = ? OR json_extract(manifest, '$.parent') = ? ORDER BY name, version",
+            (entry.ref,) * 4,
+        )
+        return [(f"{name}-v{version}", "base" if is_base else "parent") for name, version, is_base, _ in rows]
 
     def tag(self, ref: str, alias: str) -> Entry:
         validate_name(alias, "alias")
@@ -258,16 +311,13 @@ class Registry:
             (name, alias, version, now(), _user()),
         )
 
-    def _discard_later(self, path: Path) -> Path:
-        """Move a directory out of the store at once; the caller deletes the returned path."""
+    def _discard(self, path: Path) -> None:
+        """Move a directory out of the store at once (a rename), then delete it."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         trash = self.tmp / f"trash-{uuid.uuid4().hex}"
         if path.exists():
             os.rename(path, trash)
-        return trash
-
-    def _discard(self, path: Path) -> None:
-        shutil.rmtree(self._discard_later(path), ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def untag(self, name: str, alias: str) -> Entry:
         """Remove ``name@alias``; the removal is kept in the alias history."""
@@ -279,6 +329,10 @@ class Registry:
         return entry
 
     def problems(self, entry: Entry) -> list[str]:
+        """Every way the version differs from its record: its files, and the base and parent it names."""
+        return self.file_problems(entry) + self.lineage_problems(entry)
+
+    def file_problems(self, entry: Entry) -> list[str]:
         """Every way the version's files differ from what was recorded at publish."""
         found = []
         for rel, recorded in sorted(entry.manifest["files"].items()):
@@ -289,9 +343,19 @@ class Registry:
                 found.append(f"{entry.ref}: file {rel} does not match its recorded sha256 (corrupted or modified)")
         return found
 
+    def lineage_problems(self, entry: Entry) -> list[str]:
+        """A registry base or a parent the version names that is no longer in the registry (orphaned)."""
+        needed = []
+        if entry.base and (entry.manifest.get("base_source") or {}).get("type") == "registry":
+            needed.append(("base", entry.base))
+        parent = entry.manifest.get("parent")
+        if parent:
+            needed.append(("parent", parent))
+        return [f"{entry.ref}: orphaned: its {how} {ref} is no longer in the registry" for how, ref in needed if not self.exists(ref)]
+
     def verify_files(self, entry: Entry) -> None:
         """Raise ArtifactError, naming the first bad file, unless every file is as recorded."""
-        if found := self.problems(entry):
+        if found := self.file_problems(entry):
             raise ArtifactError(found[0])
 
     # -- lineage -------------------------------------------------------------------------------

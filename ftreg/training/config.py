@@ -16,6 +16,7 @@ from typing import Any
 
 from ftreg import plugins
 from ftreg.contract import Entry, StrategyOptions, TrainingStrategy, TrainSpec
+from ftreg.datasets.loading import dataset_path, file_fingerprint
 from ftreg.errors import ConfigError
 
 REQUIRED = ("strategy", "dataset", "name")
@@ -56,7 +57,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: use a .toml, .yaml or .yml file")
     except ConfigError:
         raise
-    except Exception as error:  # noqa: BLE001 - each parser has its own error type; the message says enough
+    except Exception as error:  # each parser has its own error type; the message says enough
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {error}".replace("\n", " ")) from error
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of settings, got {type(data).__name__}")
@@ -89,16 +90,18 @@ def effective_spec(
         settings.update(recorded)
         settings.setdefault("name", parent.name)
     file_tables: dict[str, dict[str, Any]] = {}
+    file_settings: dict[str, Any] = {}
     if config_file is not None:
         for key, value in read_config_file(config_file).items():
             if key in TrainSpec.field_names():
-                settings[key] = value
+                file_settings[key] = value
             else:
                 file_tables[key] = value
+    settings.update(file_settings)
     settings.update(flags)
     missing = [key for key in REQUIRED if not settings.get(key)]
     if missing:
-        raise ConfigError(f"missing setting {', '.join(missing)}: pass --{missing[0]} or set {missing[0]!r} in --config")
+        raise ConfigError(f"missing setting {', '.join(missing)}: pass `{missing[0]}` or set {missing[0]!r} in the config file")
     if parent is not None and parent.config.get("strategy") != settings["strategy"]:
         merged_options.clear()  # another strategy's options mean nothing to this one
     for table, values in file_tables.items():
@@ -107,7 +110,19 @@ def effective_spec(
         merged_options.update(values)
     merged_options.update(options or {})
     spec = _spec(settings | {"options": merged_options})
+    if parent is not None and "dataset" not in flags and "dataset" not in file_settings:
+        _check_unchanged(parent, spec.dataset)
     return with_strategy_options(spec)[0]
+
+
+def _check_unchanged(parent: Entry, source: str) -> None:
+    """Re-running a version on its recorded dataset must read the same bytes it recorded."""
+    recorded = (parent.manifest.get("dataset") or {}).get("fingerprint")
+    if recorded and file_fingerprint(dataset_path(source)) != recorded:
+        raise ConfigError(
+            f"{source} has changed since {parent.ref} was trained on it (it recorded {recorded[:19]}...); "
+            f"to train on the new content, pass it explicitly as `dataset`"
+        )
 
 
 def with_strategy_options(spec: TrainSpec) -> tuple[TrainSpec, TrainingStrategy, StrategyOptions]:

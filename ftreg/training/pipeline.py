@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from ftreg import plugins
 from ftreg.bases.resolve import context_length, resolve_base
@@ -44,6 +45,11 @@ def train(
     strategy.check(spec)
     dataset = load_dataset(spec.dataset, spec.format, spec.columns)
     eval_dataset = load_dataset(spec.eval_dataset, dataset.format.name, spec.columns) if spec.eval_dataset else None
+    # The record names the data so that `--from` finds it from any directory, and pins the format
+    # that was detected, so a re-run reads the file the same way or refuses by name.
+    spec = spec.replace(
+        dataset=dataset.reference, format=dataset.format.name, eval_dataset=eval_dataset.reference if eval_dataset else None
+    )
     for loaded in filter(None, (dataset, eval_dataset)):
         _notify_about(loaded, notify)
 
@@ -60,11 +66,11 @@ def train(
         eval_set, eval_truncated = encode(eval_dataset.examples, tokenizer, max_length)
         truncated += eval_truncated
     if truncated:
-        notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (--max-length)")
+        notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (`max_length`)")
     if not train_set:
-        raise DatasetError(f"{dataset.path}: no example is left to train on (--max-length {max_length} cut every loss token, or --eval-split took them all)")
+        raise DatasetError(f"{dataset.path}: no example is left to train on (`max_length` {max_length} cut every loss token, or `eval_split` took them all)")
     if spec.save_steps and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("--save-steps is not supported in a distributed launch yet: checkpoints need every rank's state in one run directory")
+        raise ConfigError("`save_steps` is not supported in a distributed launch yet: checkpoints need every rank's state in one run directory")
     if resume is not None and resume.record.get("dataset_fingerprint") not in (None, dataset.fingerprint):
         raise ConfigError(f"{dataset.path} has changed since run {resume.id} started; resuming would train on different data")
 
@@ -105,29 +111,26 @@ def train(
                 "train_examples": len(train_set),
                 "eval_examples": len(eval_set),
             }
-            write_model_card(
-                out, name=spec.name, kind=strategy.kind, base=base.ref, base_source=base.source, strategy=strategy.name,
-                dataset=described, config=spec.to_dict(), metrics=metrics, prompt_template=dataset.format.prompt_template,
-            )
-            entry = registry.publish(
-                out,
-                name=spec.name,
-                kind=strategy.kind,
-                base=base.ref,
-                strategy=strategy.name,
-                dataset=described,
-                config=spec.to_dict(),
-                metrics=metrics,
-                plugin_versions={
+            record: dict[str, Any] = {
+                "name": spec.name,
+                "kind": strategy.kind,
+                "base": base.ref,
+                "strategy": strategy.name,
+                "dataset": described,
+                "config": spec.to_dict(),
+                "metrics": metrics,
+                "plugin_versions": {
                     f"strategy:{strategy.name}": plugins.provider(plugins.TRAINING_STRATEGY, strategy.name),
                     f"format:{dataset.format.name}": plugins.provider(plugins.DATASET_FORMAT, dataset.format.name),
                 },
-                base_fingerprint=base.fingerprint,
-                base_source=base.source,
-                prompt_template=dataset.format.prompt_template,
-                parent=parent.ref if parent else None,
-                run=run.id,
-            )
+                "base_fingerprint": base.fingerprint,
+                "base_source": base.source,
+                "prompt_template": dataset.format.prompt_template,
+                "parent": parent.ref if parent else None,
+                "run": run.id,
+            }
+            write_model_card(out, record)
+            entry = registry.publish(out, **record)
     except BaseException as error:
         if run is not None:
             run.update(status="failed", error=f"{type(error).__name__}: {error}")

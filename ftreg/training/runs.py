@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from ftreg.engines.checkpoints import checkpoint_step
 from ftreg.errors import ConfigError, UnknownReference
@@ -142,3 +141,12 @@ def list_runs(registry: Registry) -> list[Run]:
         (Run(path, json.loads((path / "run.json").read_text())) for path in directory.iterdir() if (path / "run.json").is_file()),
         key=lambda run: run.record["started_at"],
     )
+
+
+def prunable(registry: Registry) -> list[tuple[Path, str]]:
+    """Checkpoints nothing will resume from: those of finished runs (their version is published)."""
+    return [
+        (run.checkpoint_dir, f"checkpoints of run {run.id}, which finished as {run.record.get('published')}")
+        for run in list_runs(registry)
+        if run.status == "finished" and run.checkpoint_dir.is_dir() and any(run.checkpoint_dir.iterdir())
+    ]

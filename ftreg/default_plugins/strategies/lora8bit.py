@@ -12,6 +12,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ftreg.contract import StrategyOptions, TrainingStrategy, TrainJob, option
 from ftreg.errors import ConfigError
@@ -45,7 +46,7 @@ class Lora8bitStrategy(TrainingStrategy):
     def train(self, job: TrainJob) -> dict[str, float]:
         import torch
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
         from ftreg.engines.hf_trainer import run_trainer
         from ftreg.engines.quiet import peft_deprecations_silenced
@@ -53,7 +54,7 @@ class Lora8bitStrategy(TrainingStrategy):
         assert isinstance(job.options, LoraOptions)
         options = job.options
         device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             job.base.path, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map=device_map
         )
         if not torch.cuda.is_available():
@@ -77,7 +78,11 @@ class Lora8bitStrategy(TrainingStrategy):
         torch.manual_seed(job.spec.seed)  # LoRA's A matrices start random: the same seed must give the same adapter
         with peft_deprecations_silenced():
             model = get_peft_model(model, lora)
-        model.peft_config["default"].base_model_name_or_path = job.base.source.get("repo_id", str(job.base.path))
+        # Name the base the way others can fetch it: a Hub id at its commit, else its reference
+        # (a registry base gets a Hub home when the adapter is pushed with its base).
+        config = model.peft_config["default"]
+        config.base_model_name_or_path = job.base.source.get("repo_id", job.base.ref)
+        config.revision = job.base.source.get("revision")
         # bitsandbytes logs a cast warning on every CPU matmul: once is information, thousands are noise.
         bnb_logger = logging.getLogger("bitsandbytes")
         level = bnb_logger.level
@@ -87,6 +92,8 @@ class Lora8bitStrategy(TrainingStrategy):
         finally:
             bnb_logger.setLevel(level)
         model.save_pretrained(job.output_dir)
+        # The base's tokenizer travels with the adapter: AutoTokenizer.from_pretrained(adapter) works.
+        AutoTokenizer.from_pretrained(job.base.path).save_pretrained(job.output_dir)
         return metrics
 
 
