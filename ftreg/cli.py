@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import re
 import sys
 import typing
@@ -89,8 +90,19 @@ def _warnings_as_lines() -> None:
 pass_registry = click.make_pass_decorator(Registry)
 
 
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+def _echo_json(data: Any) -> None:
+    """Strict JSON: a non-finite number (which JSON cannot express) is printed as null."""
+    click.echo(json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _metric(entry) -> str:

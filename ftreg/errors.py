@@ -20,6 +20,10 @@ class RegistryConflict(FtregError):
     """The registry refuses an operation that would lose or orphan something."""
 
 
+class RegistryError(FtregError):
+    """The registry's directory or index cannot be used: not ftreg's, corrupt, or not writable."""
+
+
 class DatasetError(FtregError, ValueError):
     """A dataset file cannot be trained on; the message names file and line."""
 
@@ -34,6 +38,10 @@ class ArtifactError(FtregError):
 
 class ConfigError(FtregError, ValueError):
     """A training or generation setting is out of range; the message names the field."""
+
+
+class TrainingDiverged(FtregError):
+    """Training produced a non-finite loss or metric; nothing is published."""
 
 
 class UnknownPlugin(FtregError, LookupError):

@@ -68,8 +68,9 @@ def _push(
             out = out / "merged"
             manifest.update(kind="checkpoint", merged_from=entry.ref, base=None, base_source={}, base_fingerprint=None)
         else:
-            shutil.copytree(entry.path, out, dirs_exist_ok=True)
-            (out / MANIFEST).unlink()
+            for rel in entry.manifest["files"]:  # the recorded files only: nothing planted in the directory travels
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(entry.path / rel, out / rel)
         if local_base:
             assert base_repo is not None and entry.base is not None
             base_commit = _push(registry, registry.resolve(entry.base), base_repo, private, None, False, notify)[1]

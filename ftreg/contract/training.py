@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -141,7 +142,14 @@ class TrainSpec:
         self._require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         self._require(0 <= self.eval_split < 1, "eval_split", "must be in [0, 1)")
         self._require(self.lr_scheduler in SCHEDULERS, "lr_scheduler", f"must be one of {', '.join(SCHEDULERS)}")
-        self._require(isinstance(self.columns, dict), "columns", "must be a table of FIELD = NAME")
+        for name in ("epochs", "learning_rate", "max_grad_norm", "weight_decay", "eval_split"):
+            self._require(math.isfinite(getattr(self, name)), name, "must be a finite number")
+        self._require(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)")
+        self._require(
+            isinstance(self.columns, dict) and all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.columns.items()),
+            "columns",
+            "must be a table of FIELD = \"NAME\" (names are text)",
+        )
         self._require(isinstance(self.options, dict), "options", "must be a table of KEY = VALUE")
 
     def _require(self, ok: bool, name: str, rule: str) -> None:
@@ -170,7 +178,11 @@ class TrainSpec:
     def from_dict(cls, values: dict[str, Any]) -> TrainSpec:
         """A spec from settings of any origin (a file, a run record); types are checked, not guessed."""
         hints = typing.get_type_hints(cls)
-        return cls(**{key: _convert(value, hints[key], key, from_text=False) for key, value in values.items()})
+        unknown = [key for key in values if key not in hints]
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}")
+        # Numbers written as text are read as numbers: YAML 1.1 reads 2e-4 (no dot) as a string.
+        return cls(**{key: _convert(value, hints[key], key, from_text=not isinstance(value, bool)) for key, value in values.items()})
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ milliseconds with a message instead of producing quiet nonsense.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +30,9 @@ class GenerationOptions:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        checks = {"max_new_tokens": self.max_new_tokens >= 1, "repetition_penalty": self.repetition_penalty > 0}
+        checks = {"max_new_tokens": self.max_new_tokens >= 1, "repetition_penalty": 0 < self.repetition_penalty < math.inf}
         if not self.greedy:  # greedy decoding uses no sampling setting, so none can be out of range
-            checks.update(temperature=self.temperature > 0, top_p=0 < self.top_p <= 1, top_k=self.top_k >= 0)
+            checks.update(temperature=0 < self.temperature < math.inf, top_p=0 < self.top_p <= 1, top_k=self.top_k >= 0)
         for field, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{field} is out of range: {getattr(self, field)!r}")

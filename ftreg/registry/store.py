@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 from ftreg import plugins
 from ftreg.contract.manifest import KINDS, MANIFEST, MANIFEST_FORMAT, Entry, Manifest
 from ftreg.contract.names import Ref, parse_ref, validate_name
-from ftreg.errors import ArtifactError, RegistryConflict, UnknownReference
+from ftreg.errors import ArtifactError, RegistryConflict, RegistryError, UnknownReference
 from ftreg.files import artifact_files, fsync_dir, fsync_file, now, sha256_file, write_json
 from ftreg.registry import db as dbmod
 from ftreg.registry import lineage
@@ -62,7 +62,10 @@ class Registry:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self.home.mkdir(parents=True, exist_ok=True)
+            try:
+                self.home.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise RegistryError(f"{self.home}: cannot create the registry directory: {error.strerror}") from error
             self._db = dbmod.connect(self.home / "registry.db")
         return self._db
 
@@ -286,6 +289,11 @@ class Registry:
         plugins.call("version_removed", entry=entry)
         return entry
 
+    def published_by_run(self, run_id: str) -> Entry | None:
+        """The version training run ``run_id`` published, if any."""
+        row = self.db.execute("SELECT name, version FROM versions WHERE json_extract(manifest, '$.run') = ?", (run_id,)).fetchone()
+        return self.resolve(Ref(row[0], version=row[1])) if row else None
+
     def dependents(self, entry: Entry) -> list[tuple[str, str]]:
         """The versions that name ``entry`` as their base or their parent: (ref, "base" or "parent")."""
         rows = self.db.execute(
@@ -333,8 +341,18 @@ class Registry:
         return self.file_problems(entry) + self.lineage_problems(entry)
 
     def file_problems(self, entry: Entry) -> list[str]:
-        """Every way the version's files differ from what was recorded at publish."""
+        """Every way the version's files differ from what was recorded at publish: changed or missing
+        files, files nobody recorded, and a manifest.json that is not the index's."""
         found = []
+        if entry.path.is_dir():
+            known = set(entry.manifest["files"]) | {MANIFEST}
+            found += [f"{entry.ref}: file {rel.as_posix()} was not recorded at publish (added since?)" for rel in artifact_files(entry.path) if rel.as_posix() not in known]
+            try:
+                on_disk = json.loads((entry.path / MANIFEST).read_text())
+            except (OSError, ValueError):
+                on_disk = None
+            if on_disk != entry.manifest:
+                found.append(f"{entry.ref}: {MANIFEST} differs from the registry index's copy (edited or damaged)")
         for rel, recorded in sorted(entry.manifest["files"].items()):
             path = entry.path / rel
             if not path.is_file():

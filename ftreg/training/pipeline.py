@@ -6,6 +6,7 @@ mistake costs seconds, not a training run; nothing is published unless training 
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from ftreg.card import write_model_card
 from ftreg.contract import TrainJob, TrainSpec
 from ftreg.datasets.encoding import encode, split
 from ftreg.datasets.loading import LoadedDataset, load_dataset
-from ftreg.errors import ConfigError, DatasetError
+from ftreg.errors import ConfigError, DatasetError, TrainingDiverged
 from ftreg.registry import Entry, Registry
 from ftreg.training.config import upgrade_settings, with_strategy_options
 from ftreg.training.runs import Run, load_run, start_run
@@ -102,6 +103,9 @@ def train(
             )
             plugins.call("on_train_start", job=job)
             metrics = {**strategy.train(job), "truncated_examples": truncated}
+            diverged = sorted(key for key, value in metrics.items() if not math.isfinite(value))
+            if diverged:
+                raise TrainingDiverged(f"training diverged ({', '.join(f'{key}={metrics[key]}' for key in diverged)}); nothing was published: lower `learning_rate` or `max_grad_norm`")
             plugins.call("on_train_end", job=job, metrics=metrics)
             if run is None:
                 return None  # under torchrun/accelerate every rank trains; rank 0 publishes
@@ -144,6 +148,10 @@ def resume(
 ) -> Entry | None:
     """Continue an interrupted or failed run from its newest complete checkpoint, with the settings it started with."""
     run = load_run(registry, run_id)
+    published = registry.published_by_run(run.id) if run.status != "finished" else None
+    if published is not None:  # killed after publishing, before its record said so
+        run.update(status="finished", published=published.ref)
+        raise ConfigError(f"run {run.id} already published {published.ref}; resuming would publish it twice")
     if not run.resumable:
         raise ConfigError(f"run {run.id} is {run.status}; only an interrupted or failed run with a checkpoint can be resumed")
     spec = TrainSpec.from_dict(upgrade_settings(run.record["settings"], f"run {run.id}"))
