@@ -286,7 +286,7 @@ def runs(registry: Registry, as_json: bool) -> None:
     rows = [
         [
             run["id"],
-            run["settings"]["strategy"],
+            run["settings"].get("strategy", ""),
             run["status"] + (" (resumable)" if run["resumable"] else ""),
             str(run["newest_checkpoint_step"] or ""),
             run["published"] or "",
@@ -476,7 +476,7 @@ def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_
 
 @cli.command()
 @click.argument("ref")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--merge", is_flag=True, help="Merge an adapter into its base: a full model for plain AutoModelForCausalLM.")
 @pass_registry
 def export(registry: Registry, ref: str, directory: Path, merge: bool) -> None:

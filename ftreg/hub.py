@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftreg.card import write_model_card
-from ftreg.contract.manifest import MANIFEST
+from ftreg.contract.manifest import MANIFEST, manifest_problems
 from ftreg.errors import ArtifactError, FtregError
 from ftreg.files import artifact_files, sha256_file
 from ftreg.hub_errors import hub_errors
@@ -132,12 +132,23 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
     with tempfile.TemporaryDirectory(prefix="ftreg-pull-") as cache, hub_errors(repo_id):
         # Pinned to the commit model_info saw, so a push in between cannot mix two commits.
         snapshot = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=patterns, cache_dir=cache))
+        pushed = _read_manifest(snapshot, repo_id)
+        listed = set(pushed.get("files", {}))
         with registry.staging() as stage:
+            unlisted = []
             for file in snapshot.rglob("*"):
-                if file.is_file() and file.name != MANIFEST:
-                    (stage / file.relative_to(snapshot)).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(file, stage / file.relative_to(snapshot))
-            pushed = _read_manifest(snapshot)
+                rel = file.relative_to(snapshot).as_posix()
+                if not file.is_file() or rel == MANIFEST:
+                    continue
+                if pushed and rel not in listed:
+                    unlisted.append(rel)  # not part of what was pushed as this version: not kept
+                    continue
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, stage / rel)
+            if unlisted:
+                notify(f"warning: {repo_id} has files its manifest does not list; not kept: {', '.join(sorted(unlisted))}")
+            if not any(stage.iterdir()):
+                raise FtregError(f"{repo_id}@{info.sha[:12]} has no model files (safetensors, JSON or text); nothing was registered")
             _check_against(pushed, stage, repo_id)
             fields = {key: pushed[key] for key in CARRIED if key in pushed}
             fields.setdefault("kind", "adapter" if (stage / "adapter_config.json").is_file() else "checkpoint")
@@ -146,9 +157,18 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
             return registry.publish(stage, name=name, hub={"repo_id": repo_id, "revision": revision or "main", "commit": info.sha}, **fields)
 
 
-def _read_manifest(snapshot: Path) -> dict[str, Any]:
+def _read_manifest(snapshot: Path, repo_id: str) -> dict[str, Any]:
+    """The pushed manifest, checked against the one schema every version follows; {} when there is none."""
     path = snapshot / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ArtifactError(f"{repo_id}: its {MANIFEST} is not valid JSON ({error}); nothing was registered") from error
+    if problems := manifest_problems(manifest):
+        raise ArtifactError(f"{repo_id}: its {MANIFEST} is not valid: {'; '.join(problems[:3])}; nothing was registered")
+    return dict(manifest)
 
 
 def _check_against(manifest: dict[str, Any], stage: Path, repo_id: str) -> None:

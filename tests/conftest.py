@@ -31,11 +31,19 @@ def isolated_home(ftreg_home) -> Path:
     return ftreg_home
 
 
+def safetensors_bytes(text: str) -> bytes:
+    """A small, valid safetensors file whose one tensor holds ``text``'s bytes (publish checks the format)."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"w": np.frombuffer(text.encode(), dtype=np.uint8).copy()})
+
+
 def publish_files(registry: Registry, name: str, files: dict[str, bytes] | None = None, **fields):
     """Publish a version whose artifact is the given files (default: one small weights file)."""
     fields.setdefault("kind", "adapter")
     with registry.staging() as stage:
-        for rel, data in (files or {"adapter_model.safetensors": b"weights of " + name.encode()}).items():
+        for rel, data in (files or {"adapter_model.safetensors": safetensors_bytes(f"weights of {name}")}).items():
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_bytes(data)
         return registry.publish(stage, name=name, **fields)

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from conftest import publish_files, write_json
+from conftest import publish_files, safetensors_bytes, write_json
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def _one_line(result, message):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     # Notes (a detected format, the run's id) may come first; the error is one line, the last.
-    assert lines[-1].startswith("Error: ") and message in lines[-1] and result.stderr.count("Error") == 1, result.stderr
+    assert lines[-1].startswith("Error: ") and message in lines[-1] and sum(line.startswith("Error: ") for line in lines) == 1, result.stderr
     assert "Traceback" not in result.output
 
 
@@ -77,10 +77,26 @@ def test_yaml_numbers_without_a_dot_are_read_as_numbers(cli_run, fake_strategies
 
 
 def test_list_json_is_strict_json_even_with_a_nan_on_record(cli_run, registry):
-    publish_files(registry, "old", metrics={"eval_loss": float("nan"), "train_loss": 1.5})
+    entry = publish_files(registry, "old", metrics={"eval_loss": 2.0, "train_loss": 1.5})
+    # A record written before publish refused non-finite metrics.
+    manifest = {**entry.manifest, "metrics": {"eval_loss": float("nan"), "train_loss": 1.5}}
+    registry.db.execute("UPDATE versions SET manifest = ?", (json.dumps(manifest),))
     result = cli_run("list", "--json")
     assert result.exit_code == 0 and "NaN" not in result.stdout
     assert json.loads(result.stdout)[0]["metrics"] == {"eval_loss": None, "train_loss": 1.5}
+
+
+def test_publish_refuses_what_breaks_the_manifest_schema_or_the_safetensors_format(registry):
+    from ftreg import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"metrics.eval_loss must be a finite number, not 'abc'"):
+        publish_files(registry, "bad", metrics={"eval_loss": "abc"})
+    with pytest.raises(ArtifactError, match=r"model.safetensors is not a valid safetensors file"):
+        publish_files(registry, "bad", {"model.safetensors": (2**62).to_bytes(8, "little") + b"{}"}, kind="checkpoint")
+    with pytest.raises(ArtifactError, match=r"files must be a non-empty object"):
+        with registry.staging() as stage:
+            registry.publish(stage, name="bad", kind="checkpoint")
+    assert registry.entries() == []
 
 
 def test_a_foreign_sqlite_database_is_refused_not_migrated(cli_run, ftreg_home):
@@ -134,8 +150,108 @@ def test_verify_flags_planted_files_and_an_edited_manifest(cli_run, registry):
 def test_a_planted_file_stops_push_and_load(hub, cli_run, registry):
     from huggingface_hub import HfApi
 
-    entry = publish_files(registry, "p", kind="checkpoint", files={"model.safetensors": b"weights", "config.json": b"{}"})
+    entry = publish_files(registry, "p", kind="checkpoint", files={"model.safetensors": safetensors_bytes("weights"), "config.json": b"{}"})
     (entry.path / "pytorch_model.bin").write_bytes(b"planted pickle")
     _one_line(cli_run("push", "p-v1", "--repo", "alice/p"), "p-v1: file pytorch_model.bin was not recorded at publish")
     assert not HfApi().repo_exists("alice/p")
     _one_line(cli_run("generate", "--base", "p-v1", "Hi"), "p-v1: file pytorch_model.bin was not recorded at publish")
+
+
+def _upload(repo_id, files, tmp_path):
+    from huggingface_hub import HfApi
+
+    folder = tmp_path / repo_id.replace("/", "--")
+    folder.mkdir()
+    for rel, data in files.items():
+        (folder / rel).write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+    HfApi().create_repo(repo_id)
+    HfApi().upload_folder(repo_id=repo_id, folder_path=folder)
+
+
+def _valid_manifest(weights: bytes, **changes):
+    import hashlib
+
+    manifest = {"kind": "checkpoint", "files": {"model.safetensors": {"sha256": hashlib.sha256(weights).hexdigest(), "size": len(weights)}}, "metrics": {}}
+    return {**manifest, **changes}
+
+
+@pytest.mark.parametrize(
+    "manifest, message",
+    [
+        (b"{not json", "its manifest.json is not valid JSON"),
+        ({"metrics": {"eval_loss": "abc"}}, "metrics.eval_loss must be a finite number, not 'abc'"),
+        ({"metrics": [1, 2]}, "metrics must be an object of name -> number"),
+        ({"files": ["model.safetensors"]}, "files must be a non-empty object"),
+        ({"kind": "lora"}, "kind must be one of adapter, checkpoint, not 'lora'"),
+        ({"files": {"model.safetensors": {"size": 3}}}, "files.model.safetensors: sha256 must be 64 lowercase hex digits"),
+    ],
+)
+def test_pull_refuses_a_manifest_that_breaks_the_schema(hub, cli_run, registry, tmp_path, manifest, message):
+    weights = safetensors_bytes("w")
+    if isinstance(manifest, dict):
+        manifest = json.dumps(_valid_manifest(weights, **manifest)).encode()
+    _upload("alice/bad", {"model.safetensors": weights, "manifest.json": manifest}, tmp_path)
+    _one_line(cli_run("pull", "alice/bad", "--name", "bad"), message)
+    assert registry.entries() == []
+
+
+def test_pull_refuses_an_empty_repo_and_malformed_safetensors_and_drops_unlisted_files(hub, cli_run, registry, tmp_path):
+    from huggingface_hub import HfApi
+
+    HfApi().create_repo("alice/empty")
+    _one_line(cli_run("pull", "alice/empty", "--name", "e"), "alice/empty@")
+    _upload("alice/broken", {"model.safetensors": (2**62).to_bytes(8, "little") + b"{}"}, tmp_path)
+    _one_line(cli_run("pull", "alice/broken", "--name", "b"), "model.safetensors is not a valid safetensors file")
+    weights = safetensors_bytes("w")
+    _upload("alice/extra", {"model.safetensors": weights, "extra.json": b"{}", "manifest.json": _valid_manifest(weights)}, tmp_path)
+    pulled = cli_run("pull", "alice/extra", "--name", "x")
+    assert pulled.exit_code == 0 and "has files its manifest does not list; not kept: extra.json" in pulled.stderr
+    assert set(registry.resolve("x-v1").manifest["files"]) == {"model.safetensors"}
+    assert [entry.ref for entry in registry.entries()] == ["x-v1"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply to read"),
+        ('{"instruction": "a\\ud800", "response": "b"}\n{"instruction": "c", "response": "d"}\n', "'instruction' is not valid Unicode"),
+    ],
+)
+def test_hostile_dataset_content_is_one_line(cli_run, registry, tmp_path, content, message):
+    data = tmp_path / "d.json"
+    data.write_text(content)
+    _one_line(cli_run("train", "--strategy", "lora8bit", "--format", "instruction", "--dataset", data, "--name", "x"), message)
+
+
+def test_a_directory_or_a_pipe_is_not_a_dataset(cli_run, tmp_path):
+    import os
+
+    _one_line(cli_run("data", "check", tmp_path), "is a directory; name a dataset file")
+    os.mkfifo(tmp_path / "fifo")
+    _one_line(cli_run("data", "check", tmp_path / "fifo"), "not a regular file")
+
+
+def test_generation_refuses_an_empty_prompt_and_a_context_overflow(cli_run, embedded_base):
+    _one_line(cli_run("generate", "--base", "tiny-gpt2", "--raw", ""), "the prompt is empty")
+    _one_line(cli_run("generate", "--base", "tiny-gpt2", "--max-new-tokens", "300", "Hi"), "plus --max-new-tokens 300 exceed the model's context of 256 tokens")
+
+
+def test_a_damaged_run_record_does_not_break_runs(cli_run, registry):
+    from ftreg.training.runs import runs_dir, start_run
+
+    start_run(registry, {"strategy": "scratch", "dataset": "d", "name": "ok"}, None).update(status="finished")
+    broken = runs_dir(registry) / "broken-run"
+    broken.mkdir()
+    (broken / "run.json").write_text("{truncated")
+    result = cli_run("runs", "--json")
+    assert result.exit_code == 0
+    statuses = {run["id"]: run["status"] for run in json.loads(result.stdout)}
+    assert statuses["broken-run"] == "damaged" and "finished" in statuses.values()
+    assert "broken-run" in cli_run("runs").stdout
+
+
+def test_export_to_an_impossible_place_is_one_line(cli_run, fake_strategies, embedded_base, dataset, tmp_path):
+    assert cli_run("train", "--strategy", "fake-checkpoint", "--dataset", dataset, "--name", "fc").exit_code == 0
+    (tmp_path / "a-file").write_text("x")
+    _one_line(cli_run("export", "fc", tmp_path / "a-file"), "already exists and is not an empty directory")
+    _one_line(cli_run("export", "fc", tmp_path / "a-file" / "below"), "cannot write the export there")

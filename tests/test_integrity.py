@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import publish_files
+from conftest import publish_files, safetensors_bytes
 from test_train_generate import PAIRS, QUICK
 
 
@@ -15,7 +15,7 @@ def _flip_a_byte(path):
 
 
 def test_verify_reports_every_problem(cli_run, registry):
-    first = publish_files(registry, "a", {"adapter_model.safetensors": b"x" * 100, "adapter_config.json": b"{}"})
+    first = publish_files(registry, "a", {"adapter_model.safetensors": safetensors_bytes("x" * 100), "adapter_config.json": b"{}"})
     second = publish_files(registry, "b")
     assert cli_run("verify", "--all").stdout.strip() == "2 versions checked, 0 problems"
     _flip_a_byte(first.path / "adapter_model.safetensors")

@@ -9,7 +9,7 @@ from multiprocessing import get_context
 
 import pytest
 
-from conftest import publish_files
+from conftest import publish_files, safetensors_bytes
 from ftreg.errors import InvalidName, RegistryConflict, UnknownReference
 from ftreg.registry import Registry, parse_ref, validate_name
 from ftreg.registry import store as store_module
@@ -24,10 +24,10 @@ def test_publish_resolve_and_manifest(registry):
         plugin_versions={"strategy:lora8bit": "0.1.0"},
     )
     assert entry.ref == "support-v1"
-    assert (entry.path / "adapter_model.safetensors").read_bytes() == b"weights of support"
+    assert (entry.path / "adapter_model.safetensors").read_bytes() == safetensors_bytes("weights of support")
     manifest = entry.manifest
     assert manifest["version"] == 1 and manifest["kind"] == "adapter" and manifest["base"] == "tiny-gpt2-v1"
-    assert manifest["files"]["adapter_model.safetensors"]["size"] == len(b"weights of support")
+    assert manifest["files"]["adapter_model.safetensors"]["size"] == len(safetensors_bytes("weights of support"))
     assert len(manifest["files"]["adapter_model.safetensors"]["sha256"]) == 64
     assert manifest["dataset"] == {"fingerprint": "sha256:abc"} and manifest["config"] == {"lr": 0.1}
     assert manifest["ftreg_version"] and manifest["created_at"]
@@ -164,7 +164,7 @@ def rename_then_die(src, dst):
 store.os.rename = rename_then_die
 registry = Registry(sys.argv[1])
 with registry.staging() as stage:
-    (stage / "model.safetensors").write_bytes(b"from the killed process")
+    (stage / "model.json").write_bytes(b"from the killed process")
     registry.publish(stage, name="support", kind="checkpoint")
 """
 
@@ -175,9 +175,9 @@ def test_publish_in_killed_process_leaves_nothing_visible(registry):
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert (registry.store / "support" / "v1").exists()  # the orphan directory is there ...
     assert [e.ref for e in Registry(registry.home).entries()] == ["other-v1"]  # ... but invisible
-    entry = publish_files(registry, "support", {"model.safetensors": b"new"}, kind="checkpoint")
+    entry = publish_files(registry, "support", {"model.safetensors": safetensors_bytes("new")}, kind="checkpoint")
     assert entry.ref == "support-v1"
-    assert (entry.path / "model.safetensors").read_bytes() == b"new"
+    assert (entry.path / "model.safetensors").read_bytes() == safetensors_bytes("new")
     registry.verify_files(entry)
 
 

@@ -107,7 +107,7 @@ def read_json_records(path: Path) -> list[tuple[int, object]]:
     if sum(1 for line in lines if line.strip()) > 1:
         try:
             whole = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             pass  # not one JSON value: JSON Lines, checked line by line below
         else:
             raise DatasetError(f"{path}:1: the file is one JSON {type(whole).__name__}; expected a JSON array of records or JSON Lines")
@@ -120,6 +120,8 @@ def read_json_records(path: Path) -> list[tuple[int, object]]:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as error:
             problems.add(f"invalid JSON: {error.msg}", number, error.colno)
+        except RecursionError:
+            problems.add("JSON nested too deeply to read", number)
     problems.raise_if_any()
     return records
 
@@ -131,6 +133,8 @@ def _json_array_records(path: Path, text: str) -> list[tuple[int, object]]:
         decoder.decode(text)
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from error
+    except RecursionError as error:
+        raise DatasetError(f"{path}: JSON nested too deeply to read") from error
     records: list[tuple[int, object]] = []
     index = text.index("[") + 1
     while True:
@@ -170,6 +174,8 @@ def check_string_fields(
             problems.add(f"{key!r} must be a string, got {type(value).__name__}", line)
         elif not value.strip():
             problems.add(f"{key!r} is empty", line)
+        elif not _encodable(value):
+            problems.add(f"{key!r} is not valid Unicode (a lone surrogate such as \\ud800?)", line)
         else:
             values[field] = value.strip()
     return values if len(values) == len(fields) else None
@@ -186,5 +192,13 @@ def first_json_record(sample: str) -> object | None:
         text = text[1:].lstrip()
     try:
         return json.JSONDecoder().raw_decode(text)[0]
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -112,3 +114,43 @@ class Entry:
             manifest=json.loads(manifest),
             aliases=tuple(sorted(aliases.split(","))) if aliases else (),
         )
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def manifest_problems(manifest: object) -> list[str]:
+    """Every way ``manifest`` breaks the schema above (empty when it is valid); checked at publish and pull."""
+    if not isinstance(manifest, dict):
+        return [f"the manifest must be a JSON object, not {type(manifest).__name__}"]
+    problems = []
+    if manifest.get("kind") not in KINDS:
+        problems.append(f"kind must be one of {', '.join(KINDS)}, not {manifest.get('kind')!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        problems.append("files must be a non-empty object of path -> {sha256, size}")
+    else:
+        for rel, record in files.items():
+            parts = rel.replace("\\", "/").split("/")
+            if not rel or rel.startswith("/") or ".." in parts:
+                problems.append(f"files: {rel!r} is not a relative path inside the version")
+            elif not isinstance(record, dict) or not isinstance(record.get("sha256"), str) or not _SHA256.fullmatch(record["sha256"]):
+                problems.append(f"files.{rel}: sha256 must be 64 lowercase hex digits")
+            elif not isinstance(record.get("size"), int) or isinstance(record["size"], bool) or record["size"] < 0:
+                problems.append(f"files.{rel}: size must be a non-negative integer")
+    metrics = manifest.get("metrics", {})
+    if not isinstance(metrics, dict):
+        problems.append("metrics must be an object of name -> number")
+    else:
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                problems.append(f"metrics.{name} must be a finite number, not {value!r}")
+    for key in ("config", "base_source", "plugin_versions"):
+        if not isinstance(manifest.get(key, {}), dict):
+            problems.append(f"{key} must be an object")
+    if manifest.get("dataset") is not None and not isinstance(manifest["dataset"], dict):
+        problems.append("dataset must be an object or null")
+    for key in ("base", "strategy", "prompt_template", "base_fingerprint", "parent"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            problems.append(f"{key} must be text or null")
+    return problems

@@ -40,6 +40,10 @@ class FileSource(DatasetSource):
 
     def resolve(self, text: str) -> Path:
         path = Path(text)
+        if path.is_dir():
+            raise DatasetError(f"{text}: is a directory; name a dataset file")
+        if path.exists() and not path.is_file():
+            raise DatasetError(f"{text}: not a regular file (a pipe or device?); name a dataset file")
         if not path.is_file():
             raise DatasetError(f"{text}: no such file")
         return path

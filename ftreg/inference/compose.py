@@ -50,7 +50,13 @@ class Composed:
         import torch
 
         text = prompt if raw else self.prompt_template.replace("{prompt}", prompt)
+        if not text:
+            raise ConfigError("the prompt is empty (and `raw` sends it without a template)")
         inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
+        length = int(inputs["input_ids"].shape[1])
+        if context and length + options.max_new_tokens > context:
+            raise ConfigError(f"the prompt ({length} tokens) plus `max_new_tokens` {options.max_new_tokens} exceed the model's context of {context} tokens")
         if options.seed is not None:
             torch.manual_seed(options.seed)
         sampling = {} if options.greedy else {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}

@@ -53,6 +53,9 @@ def export(registry: Registry, ref: str, out_dir: Path, merge: bool = False, not
                 (target / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(entry.path / rel, target / rel)
 
-    with atomic_directory(out_dir) as stage:
-        write(stage)
+    try:
+        with atomic_directory(out_dir) as stage:
+            write(stage)
+    except OSError as error:  # an unwritable or impossible place: the user's to fix
+        raise FtregError(f"{out_dir}: cannot write the export there: {error.strerror or error}") from error
     return out_dir

@@ -27,7 +27,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ftreg import plugins
-from ftreg.contract.manifest import KINDS, MANIFEST, MANIFEST_FORMAT, Entry, Manifest
+from ftreg.contract.manifest import KINDS, MANIFEST, MANIFEST_FORMAT, Entry, Manifest, manifest_problems
 from ftreg.contract.names import Ref, parse_ref, validate_name
 from ftreg.errors import ArtifactError, RegistryConflict, RegistryError, UnknownReference
 from ftreg.files import artifact_files, fsync_dir, fsync_file, now, sha256_file, write_json
@@ -235,7 +235,12 @@ class Registry:
             "ftreg_version": __version__,
             "plugin_versions": plugin_versions or {},
         }
-        json.dumps(manifest)  # fail before taking the write lock if something is not JSON
+        if problems := manifest_problems(manifest):
+            raise ArtifactError(f"not published: {'; '.join(problems[:3])}")
+        json.dumps(manifest, allow_nan=False)  # fail before taking the write lock if something is not strict JSON
+        for name_on_disk in files:
+            if name_on_disk.endswith(".safetensors"):
+                _check_safetensors(stage / name_on_disk)
         (self.store / name).mkdir(parents=True, exist_ok=True)
 
         with dbmod.write(self.db) as db:
@@ -385,6 +390,17 @@ class Registry:
     def differences(self, left: Entry, right: Entry) -> list[dict[str, Any]]:
         """Each lineage field, setting and metric that differs between two versions."""
         return lineage.differences(left, right)
+
+
+def _check_safetensors(path: Path) -> None:
+    """A safetensors file whose header does not parse or whose offsets do not fit would crash every later load."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "numpy") as weights:
+            weights.keys()
+    except Exception as error:  # safetensors raises its own SafetensorError, and OSError kinds
+        raise ArtifactError(f"{path.name} is not a valid safetensors file ({error}); not published") from error
 
 
 def _user() -> str:

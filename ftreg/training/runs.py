@@ -130,17 +130,25 @@ def load_run(registry: Registry, run_id: str) -> Run:
     path = runs_dir(registry) / run_id
     if "/" in run_id or run_id.startswith(".") or not (path / "run.json").is_file():
         raise UnknownReference(f"unknown run {run_id!r}; see `ftreg runs`")
-    return Run(path, json.loads((path / "run.json").read_text()))
+    return _read_run(path)
+
+
+def _read_run(path: Path) -> Run:
+    """The run in ``path``; a record that does not parse reads as a damaged run, never an exception."""
+    try:
+        record = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or not isinstance(record.get("settings"), dict) or not isinstance(record.get("started_at"), str):
+            raise ValueError("not a run record")
+    except (OSError, ValueError) as error:
+        return Run(path, {"status": "damaged", "error": f"run.json: {error}", "settings": {}, "started_at": "", "parent": None, "published": None})
+    return Run(path, record)
 
 
 def list_runs(registry: Registry) -> list[Run]:
     directory = runs_dir(registry)
     if not directory.is_dir():
         return []
-    return sorted(
-        (Run(path, json.loads((path / "run.json").read_text())) for path in directory.iterdir() if (path / "run.json").is_file()),
-        key=lambda run: run.record["started_at"],
-    )
+    return sorted((_read_run(path) for path in directory.iterdir() if (path / "run.json").is_file()), key=lambda run: run.record["started_at"])
 
 
 def prunable(registry: Registry) -> list[tuple[Path, str]]:
