@@ -122,11 +122,13 @@ def test_a_damaged_index_is_one_line(cli_run, ftreg_home, damage):
 
 
 def test_resuming_a_run_that_already_published_is_refused(cli_run, registry):
+    from ftreg.training import seal_checkpoint
     from ftreg.training.runs import load_run, start_run
 
     run = start_run(registry, {"strategy": "scratch", "dataset": "builtin:support", "name": "dup"}, None)
     (run.checkpoint_dir / "step-2").mkdir(parents=True)
     (run.checkpoint_dir / "step-2" / "loop_state.json").write_text("{}")
+    seal_checkpoint(run.checkpoint_dir / "step-2")
     run.update(pid=2**22 + 12345)  # a process that no longer exists: killed after publishing, before its record said so
     publish_files(registry, "dup", kind="checkpoint", run=run.id)
     assert load_run(registry, run.id).resumable
@@ -255,3 +257,41 @@ def test_export_to_an_impossible_place_is_one_line(cli_run, fake_strategies, emb
     (tmp_path / "a-file").write_text("x")
     _one_line(cli_run("export", "fc", tmp_path / "a-file"), "already exists and is not an empty directory")
     _one_line(cli_run("export", "fc", tmp_path / "a-file" / "below"), "cannot write the export there")
+
+
+def test_a_live_pid_is_not_a_live_run(registry):
+    """A dead run whose pid now belongs to another process is interrupted: the run's lock decides, not the pid."""
+    import os
+
+    from ftreg.training.runs import start_run
+
+    run = start_run(registry, {"strategy": "scratch", "dataset": "d", "name": "r"}, None)
+    run.update(pid=os.getppid())  # a live process that is not training this run
+    assert run.status == "interrupted"
+    run.lock()  # as the training process holds it
+    assert run.status == "running"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["optimizer.pt", "model.safetensors"])
+def test_resume_skips_a_damaged_checkpoint_for_the_next_older_one(cli_run, embedded_base, registry, dataset, damage):
+    """scratch, killed after checkpoints at steps 2 and 4: a damaged step-4 is named and skipped, step-2 is used."""
+    from ftreg.training.runs import list_runs
+
+    result = cli_run("train", "--strategy", "scratch", "--dataset", dataset, "--name", "ck", "--max-steps", "6", "--save-steps", "2",
+                     "--save-total-limit", "3", "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0")
+    assert result.exit_code == 0, result.output
+    whole = registry.resolve("ck-v1")
+    [run] = list_runs(registry)
+    run.update(status="running", published=None)  # as if killed after step 4, its version never published
+    registry.remove("ck-v1")
+    newest = run.checkpoint_dir / "step-4"
+    data = bytearray((newest / damage).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (newest / damage).write_bytes(bytes(data))
+    resumed = cli_run("train", "--resume", run.id)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"warning: skipping checkpoint step-4 of run {run.id}: {damage} does not match its recorded sha256" in resumed.stderr
+    assert "resuming from step-2" in resumed.stderr
+    again = registry.resolve("ck")
+    assert again.manifest["files"]["model.safetensors"] == whole.manifest["files"]["model.safetensors"]  # the same weights

@@ -87,10 +87,14 @@ class _FailingStrategy(TrainingStrategy):
     description = "fails after two checkpoints, for tests"
 
     def train(self, job):
+        from ftreg.training import seal_checkpoint
+
         for step, state in ((2, "{}"), (4, '{"global_step": 4}'), (6, '{"global_st')):
             checkpoint = job.checkpoint_dir / f"checkpoint-{step}"
             checkpoint.mkdir(parents=True)
             (checkpoint / "trainer_state.json").write_text(state)
+            if step < 6:  # checkpoint-6 was cut short: never sealed
+                seal_checkpoint(checkpoint)
         raise RuntimeError("out of memory at step 5")
 
 
@@ -170,5 +174,5 @@ def test_a_run_cannot_be_resumed_twice_at_once(registry):
 
     run = start_run(registry, {"name": "r", "strategy": "scratch"}, None)
     run.lock()
-    with pytest.raises(ConfigError, match="being resumed by another process"):
+    with pytest.raises(ConfigError, match="being trained by another process"):
         load_run(registry, run.id).lock()

@@ -8,7 +8,6 @@ checkpoints every ``save_steps``, and exact resume.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -17,7 +16,7 @@ from typing import Any
 
 from ftreg.contract import TrainJob, TrainSpec
 from ftreg.engines.batching import packing_collator, to_dataset
-from ftreg.engines.checkpoints import prune_checkpoints
+from ftreg.engines.checkpoints import move_into_place, prune_checkpoints, seal_checkpoint
 from ftreg.engines.metrics import finish_metrics, write_loss_log
 
 TRAINING_ARGS_FILE = "training_args.json"  # the effective arguments, as JSON: never a pickled .bin
@@ -182,7 +181,8 @@ def _checkpoint_publisher(staging: Path, checkpoints: Path, keep: int) -> Any:
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             name = f"checkpoint-{state.global_step}"
             if (staging / name).is_dir():  # only the process that saves has one
-                os.rename(staging / name, checkpoints / name)
+                seal_checkpoint(staging / name)
+                move_into_place(staging / name, checkpoints / name)
                 prune_checkpoints(checkpoints, keep)
 
     return PublishCheckpoints()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ftreg.contract import IGNORE_INDEX, EncodedExample, TrainSpec
 from ftreg.engines.batching import micro_batches, packing_collator
-from ftreg.engines.checkpoints import prune_checkpoints
+from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.optim import adamw, total_steps
 from ftreg.files import atomic_directory
 
@@ -134,6 +134,7 @@ def _save_checkpoint(directory: Path, keep: int, result: LoopResult, model, opti
             rng.update({f"cuda{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
         save_file(rng, str(temporary / "rng.safetensors"))
         (temporary / "loop_state.json").write_text(json.dumps(asdict(result)))
+        seal_checkpoint(temporary)
     prune_checkpoints(directory, keep)
     for leftover in directory.glob(".step-*"):  # saves cut short by a killed process
         shutil.rmtree(leftover, ignore_errors=True)

@@ -76,11 +76,15 @@ def train(
         raise ConfigError(f"{dataset.path} has changed since run {resume.id} started; resuming would train on different data")
 
     run = None
-    resume_from = resume.newest_checkpoint() if resume else None
     if resume is not None:
         resume.lock()  # two `--resume` of one run would overwrite each other's checkpoints
+    resume_from = resume.checkpoint_to_resume(notify) if resume else None
+    if resume is not None and resume_from is None:
+        raise ConfigError(f"run {resume.id} has no undamaged checkpoint to resume from")
     if is_main_process():  # one run record per training, kept by the rank that publishes
         run = resume or start_run(registry, spec.to_dict(), parent.ref if parent else None)
+        if resume is None:
+            run.lock()
         run.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None, dataset_fingerprint=dataset.fingerprint)
         notify(f"run {run.id}" + (f": resuming from {resume_from.name}" if resume_from else ""))
     try:
@@ -135,11 +139,15 @@ def train(
             }
             write_model_card(out, record)
             entry = registry.publish(out, **record)
+        run.update(status="finished", published=entry.ref)
     except BaseException as error:
         if run is not None:
             run.update(status="failed", error=f"{type(error).__name__}: {error}")
         raise
-    run.update(status="finished", published=entry.ref)
+    finally:
+        for held in (run, resume):
+            if held is not None:
+                held.unlock()
     return entry
 
 

@@ -3,9 +3,10 @@
     <FTREG_HOME>/runs/<run-id>/run.json        settings, status, pid, published reference
     <FTREG_HOME>/runs/<run-id>/checkpoints/    written by the strategy every --save-steps
 
-Checkpoints are written in a temporary directory and renamed into place when complete; as a
-second guard, one counts only when its state file parses (`trainer_state.json` for the Trainer,
-`loop_state.json` for scratch), so a checkpoint is never half used.
+Checkpoints are written in a temporary directory, sealed (the sha256 of every file recorded) and
+renamed into place; one counts only once sealed, and a resume skips any whose files no longer
+match, so a checkpoint is never half used. A live run holds ``run.lock``; the kernel releases it
+however the process ends, so a run on record as running whose lock is free was interrupted.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ftreg.engines.checkpoints import checkpoint_step
+from ftreg.engines.checkpoints import checkpoint_problem, checkpoint_step, is_sealed
 from ftreg.errors import ConfigError, UnknownReference
 from ftreg.files import now, write_json_atomically
 from ftreg.registry import Registry
-
-STATE_FILES = ("trainer_state.json", "loop_state.json")
 
 
 @dataclass
@@ -40,14 +40,32 @@ class Run:
         return self.path / "checkpoints"
 
     def lock(self) -> None:
-        """Hold this run's lock until the process exits; refuse if another process holds it."""
+        """Hold this run's lock while this process trains it (released when the process ends, however
+        it ends); refuse if another process holds it. The lock, not a pid, tells a live run from a dead one."""
         from filelock import FileLock, Timeout
 
         self._lock = FileLock(self.path / "run.lock")
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise ConfigError(f"run {self.id} is being resumed by another process") from None
+            raise ConfigError(f"run {self.id} is being trained by another process") from None
+
+    def unlock(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
+
+    def _held(self) -> bool:
+        from filelock import FileLock, Timeout
+
+        if getattr(self, "_lock", None) is not None and self._lock.is_locked:
+            return True
+        probe = FileLock(self.path / "run.lock")
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        probe.release()
+        return False
 
     def update(self, **fields) -> None:
         self.record.update(fields, updated_at=now())
@@ -57,7 +75,8 @@ class Run:
     def status(self) -> str:
         """running, finished, failed, or interrupted (its process died without a word)."""
         status = self.record["status"]
-        if status == "running" and not _alive(self.record.get("host"), self.record.get("pid")):
+        # Another machine's run: nothing here can tell, so it is taken to be still going.
+        if status == "running" and self.record.get("host") == socket.gethostname() and not self._held():
             return "interrupted"
         return status
 
@@ -66,19 +85,28 @@ class Run:
         return self.status in ("interrupted", "failed") and self.newest_checkpoint() is not None
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """Complete checkpoints, oldest first."""
+        """Complete (sealed) checkpoints, oldest first."""
         if not self.checkpoint_dir.is_dir():
             return []
         found = []
         for path in self.checkpoint_dir.iterdir():
             step = checkpoint_step(path)
-            if step is not None and any(_parses(path / name) for name in STATE_FILES):
+            if step is not None and is_sealed(path):
                 found.append((step, path))
         return sorted(found)
 
     def newest_checkpoint(self) -> Path | None:
         checkpoints = self.checkpoints()
         return checkpoints[-1][1] if checkpoints else None
+
+    def checkpoint_to_resume(self, notify: Callable[[str], None]) -> Path | None:
+        """The newest checkpoint whose files match their recorded hashes; damaged ones are named and skipped."""
+        for _, path in reversed(self.checkpoints()):
+            problem = checkpoint_problem(path)
+            if problem is None:
+                return path
+            notify(f"warning: skipping checkpoint {path.name} of run {self.id}: {problem}")
+        return None
 
     def to_json(self) -> dict:
         newest = self.checkpoints()
@@ -89,28 +117,6 @@ class Run:
             "resumable": self.resumable,
             "newest_checkpoint_step": newest[-1][0] if newest else None,
         }
-
-
-def _parses(path: Path) -> bool:
-    try:
-        json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _alive(host: str | None, pid: int | None) -> bool:
-    if host != socket.gethostname():
-        return True  # another machine's run: nothing here can tell, so assume it is still going
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def runs_dir(registry: Registry) -> Path:
