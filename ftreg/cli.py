@@ -69,6 +69,8 @@ def _with_flags(message: str, commands: list[click.Command]) -> str:
 @click.pass_context
 def cli(ctx: click.Context, registry_home: Path | None) -> None:
     """Train, version, compare and serve fine-tuned GPT-2 models."""
+    if registry_home is not None and not registry_home.exists() and ctx.invoked_subcommand in READS_ONLY:
+        raise UserError(f"no registry at {registry_home} (--registry); check the path")  # a typo must not create one
     ctx.obj = Registry(registry_home)
     ctx.call_on_close(ctx.obj.close)
     _warnings_as_lines()
@@ -88,6 +90,8 @@ def _warnings_as_lines() -> None:
 
 
 pass_registry = click.make_pass_decorator(Registry)
+# Commands that only read a registry: pointed at a directory that does not exist, they refuse.
+READS_ONLY = {"list", "show", "history", "diff", "verify", "runs", "gc", "export", "push"}
 
 
 def _echo_json(data: Any) -> None:
@@ -232,7 +236,10 @@ def history(registry: Registry, alias_ref: str, as_json: bool) -> None:
 def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
     """Re-hash every file of the versions and report each one that changed; exit code 1 if any."""
     entries = registry.entries() if everything or not refs else [registry.resolve(ref) for ref in refs]
-    problems = [problem for entry in entries for problem in registry.problems(entry)]
+    # A version removed while this runs is not a problem: only what is registered when read is checked.
+    problems = [problem for entry in entries for problem in registry.problems(entry) if registry.exists(entry.ref)]
+    if everything or not refs:
+        problems += [f"{path}: {why}" for path, why in registry.garbage() if path.parent.parent == registry.store]
     for problem in problems:
         click.echo(problem, err=True)
     click.echo(f"{_count(len(entries), 'version')} checked, {_count(len(problems), 'problem')}")

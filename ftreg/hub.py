@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,8 +56,7 @@ def _push(
         )
     if base_repo is not None and not local_base:
         raise FtregError(f"`base_repo` is for an adapter whose base is only in this registry; {entry.ref} needs none")
-    with tempfile.TemporaryDirectory(prefix="ftreg-push-") as folder:
-        out = Path(folder)
+    with registry.staging() as out:
         manifest: dict[str, Any] = json.loads(json.dumps(entry.manifest))  # a deep copy to rewrite
         if merge and entry.kind == "adapter":
             from ftreg.inference.export import export
@@ -125,11 +123,12 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
                 notify(f"{repo_id}@{info.sha[:12]} is already registered as {existing.ref}")
                 return existing
     files = [sibling.rfilename for sibling in info.siblings]
-    pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
+    pickles = sorted(f for f in files if f.lower().endswith(PICKLE_SUFFIXES))  # pytorch_model.BIN is one too
     if pickles and not trust_pickle:
         raise FtregError(f"{repo_id}@{info.sha[:12]} holds pickle files ({', '.join(pickles)}), which can run code when loaded; pass `trust_pickle` to download them anyway")
     patterns = SAFE_PATTERNS + ([f"*{suffix}" for suffix in PICKLE_SUFFIXES] if trust_pickle else [])
-    with tempfile.TemporaryDirectory(prefix="ftreg-pull-") as cache, hub_errors(repo_id):
+    # The download cache is a staging directory too: a killed pull leaves nothing the registry's sweep misses.
+    with registry.staging() as cache, hub_errors(repo_id):
         # Pinned to the commit model_info saw, so a push in between cannot mix two commits.
         snapshot = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=patterns, cache_dir=cache))
         pushed = _read_manifest(snapshot, repo_id)

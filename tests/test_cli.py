@@ -1,6 +1,7 @@
 import json
 
 from conftest import publish_files
+from ftreg.registry import Registry
 
 
 def test_list_table_and_json(cli_run, registry):
@@ -62,5 +63,6 @@ def test_user_errors_are_one_line_with_exit_code_2(cli_run, registry):
 def test_registry_option_overrides_home(cli_run, tmp_path, registry):
     other = tmp_path / "elsewhere"
     publish_files(registry, "here")
-    assert json.loads(cli_run("--registry", other, "list", "--json").stdout) == []
+    publish_files(Registry(other), "there")
+    assert [i["ref"] for i in json.loads(cli_run("--registry", other, "list", "--json").stdout)] == ["there-v1"]
     assert [i["ref"] for i in json.loads(cli_run("list", "--json").stdout)] == ["here-v1"]

@@ -295,3 +295,33 @@ def test_resume_skips_a_damaged_checkpoint_for_the_next_older_one(cli_run, embed
     assert "resuming from step-2" in resumed.stderr
     again = registry.resolve("ck")
     assert again.manifest["files"]["model.safetensors"] == whole.manifest["files"]["model.safetensors"]  # the same weights
+
+
+def test_column_for_a_field_the_format_does_not_have(cli_run, dataset):
+    _one_line(cli_run("data", "check", dataset, "--column", "foo=bar"), "--column renames 'foo', but format 'instruction' has no such field (the fields it reads: instruction, response)")
+
+
+def test_a_mistyped_registry_is_not_created_by_a_read(cli_run, tmp_path):
+    typo = tmp_path / "regsitry"
+    _one_line(cli_run("--registry", typo, "list"), f"no registry at {typo} (--registry); check the path")
+    assert not typo.exists()
+    assert cli_run("--registry", typo, "base", "init").exit_code == 0  # commands that write create it
+
+
+def test_verify_reports_unlisted_store_directories_and_sweeps_orphan_locks(cli_run, registry):
+    import os
+    import time
+
+    from ftreg.registry import store
+
+    publish_files(registry, "a")
+    orphan = registry.store / "a" / "v9"
+    orphan.mkdir()
+    result = cli_run("verify", "--all")
+    assert result.exit_code == 1 and f"{orphan}: not a listed version" in result.stderr
+    lock = registry.tmp / "stage-gone.lock"
+    lock.write_text("")
+    old = time.time() - store.STALE_AFTER_S - 10
+    os.utime(lock, (old, old))
+    publish_files(registry, "b")  # every publish sweeps
+    assert not lock.exists()

@@ -39,6 +39,8 @@ class DatasetFormat:
     # How a user's prompt is wrapped at generation time; "{prompt}" marks where it goes.
     # It must equal the untrained prefix that `read` produces for a one-turn example.
     prompt_template: str = "{prompt}"
+    # The fields `columns` (``--column FIELD=NAME``) can rename; None: the format does not say, nothing is checked.
+    renamable_fields: tuple[str, ...] | None = None
 
     def score(self, path: Path, sample: str) -> float:
         """How sure this format is that it can read the file (0: not at all, 1: certain).

@@ -56,6 +56,10 @@ def load_dataset(source: str, format_name: str | None = None, columns: dict[str,
         dataset_format = plugins.get_dataset_format(format_name)
     else:
         dataset_format = detect_format(path, plugins.dataset_formats())
+    known = dataset_format.renamable_fields
+    if columns and known is not None and (unknown := sorted(set(columns) - set(known))):
+        reads = f"the fields it reads: {', '.join(known)}" if known else "it has no fields to rename"
+        raise DatasetError(f"`columns` renames {unknown[0]!r}, but format {dataset_format.name!r} has no such field ({reads})")
     examples = dataset_format.read(path, columns)
     if not examples:
         raise DatasetError(f"{path}: the dataset has no examples")

@@ -63,7 +63,8 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
     model.config.use_cache = False  # a KV cache would disable the packed-sequence mask
     checkpoints = job.checkpoint_dir is not None and job.spec.save_steps > 0
     evaluates = bool(job.eval)
-    with tempfile.TemporaryDirectory(prefix="ftreg-trainer-") as scratch:
+    # Inside the job's staging directory: a killed run's scratch goes when the registry sweeps the stage.
+    with tempfile.TemporaryDirectory(prefix=".trainer-", dir=job.output_dir) as scratch:
         totals = _run_totals(job.resume_from)
         callbacks: list[Any] = [_log_bridge(job), totals]
         output_dir: Path | str = scratch

@@ -154,11 +154,26 @@ class Registry:
             for path in sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []:
                 if path.suffix != ".lock" and self._stale(path):
                     found.append((path, "a staging directory no live process uses"))
+                elif path.suffix == ".lock" and self._orphan_lock(path):
+                    found.append((path, "the lock of a staging directory that is gone"))
             if remove:
                 for path, _ in found:
-                    shutil.rmtree(path, ignore_errors=True)
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
                     Path(f"{path}.lock").unlink(missing_ok=True)
         return found
+
+    def _orphan_lock(self, path: Path) -> bool:
+        """An old lock file whose staging directory is gone and that no process holds."""
+        try:
+            if Path(str(path)[: -len(".lock")]).exists() or path.lstat().st_mtime > time.time() - STALE_AFTER_S:
+                return False
+            with FileLock(path, timeout=0):
+                return True
+        except (FileNotFoundError, Timeout):
+            return False
 
     def _stale(self, path: Path) -> bool:
         """Not modified for STALE_AFTER_S and its lock free (trash is always stale)."""
@@ -177,6 +192,8 @@ class Registry:
         cutoff = time.time() - STALE_AFTER_S
         for path in self.tmp.iterdir():
             if path.suffix == ".lock":
+                if self._orphan_lock(path):
+                    path.unlink(missing_ok=True)  # the lock of a staging directory that is gone
                 continue
             try:
                 if path.lstat().st_mtime > cutoff:

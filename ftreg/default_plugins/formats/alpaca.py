@@ -33,6 +33,7 @@ WITHOUT_INPUT = (
 class AlpacaFormat(DatasetFormat):
     name = "alpaca"
     description = 'JSON array or JSONL of {"instruction", "input", "output"} with the Alpaca prompt'
+    renamable_fields = ("instruction", "input", "output")
     fields = ("instruction", "output")
     prompt_template = WITHOUT_INPUT
 

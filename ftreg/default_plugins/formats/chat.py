@@ -26,6 +26,7 @@ ROLES = ("system", "user", "assistant")
 class ChatFormat(DatasetFormat):
     name = "chat"
     description = 'JSONL of {"messages": [{"role", "content"}]}; loss on assistant turns'
+    renamable_fields = ()
     prompt_template = "<|user|>\n{prompt}\n<|assistant|>\n"
 
     def score(self, path: Path, sample: str) -> float:

@@ -17,6 +17,7 @@ from ftreg.hookspecs import hookimpl
 class CsvQaFormat(DatasetFormat):
     name = "csv-qa"
     description = "CSV/TSV with question and answer columns; loss on the answer"
+    renamable_fields = ("question", "answer")
     fields = ("question", "answer")
     prompt_template = "### Question:\n{prompt}\n\n### Answer:\n"
 

@@ -20,6 +20,7 @@ from ftreg.hookspecs import hookimpl
 class InstructionFormat(DatasetFormat):
     name = "instruction"
     description = 'JSON array or JSONL of {"instruction", "response"}; loss on the response only'
+    renamable_fields = ("instruction", "response")
     prompt_template = "### Instruction:\n{prompt}\n\n### Response:\n"
     fields = ("instruction", "response")
 

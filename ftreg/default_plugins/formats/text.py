@@ -11,6 +11,7 @@ from ftreg.hookspecs import hookimpl
 class TextFormat(DatasetFormat):
     name = "text"
     description = "plain text, one example per line; plain causal LM, no masking"
+    renamable_fields = ()
 
     def score(self, path: Path, sample: str) -> float:
         # The fallback: any text can be read as lines, so it only wins when nothing specific matches.
