@@ -506,7 +506,11 @@ def push(registry: Registry, ref: str, repo_id: str, private: bool, base_repo: s
 @cli.command()
 @click.argument("repo", metavar="OWNER/NAME[@REVISION]")
 @click.option("--name", required=True, help="Local registry name; the download becomes its next version.")
-@click.option("--trust-pickle", is_flag=True, help="Also download pickle-format files (*.bin, *.pt, ...). They can run code when loaded.")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Also download pickle-format weights (pytorch_model.bin, adapter_model.bin) and convert them to safetensors, read with torch.load(weights_only=True): tensors only. No pickle is kept.",
+)
 @pass_registry
 def pull(registry: Registry, repo: str, name: str, trust_pickle: bool) -> None:
     """Download a Hub repository, check it, and register it as a new local version."""

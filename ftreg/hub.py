@@ -1,8 +1,10 @@
 """Sharing versions through the Hugging Face Hub: push one version as one tagged commit, pull one back.
 
 Only safetensors, JSON and text travel. A pulled repository holding pickle-format files
-(*.bin, *.pt, *.pth, *.pkl, *.ckpt) is refused unless the user trusts it explicitly, and even
-then ftreg itself never unpickles anything. The token comes from HF_TOKEN or the huggingface_hub
+(*.bin, *.pt, *.pth, *.pkl, *.ckpt) is refused unless the user trusts it explicitly; then its
+weights (pytorch_model.bin, adapter_model.bin) are read with ``torch.load(weights_only=True)``,
+which restores tensors and plain containers only, and converted to safetensors. No pickle is
+kept in the registry. The token comes from HF_TOKEN or the huggingface_hub
 login; it is never printed and never stored in the registry.
 """
 
@@ -22,6 +24,8 @@ from ftreg.hub_errors import hub_errors
 from ftreg.registry import Entry, Registry, validate_name
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+# Pickled weights a trusted pull converts, and the safetensors file each becomes.
+CONVERTED = {"pytorch_model.bin": "model.safetensors", "adapter_model.bin": "adapter_model.safetensors"}
 SAFE_PATTERNS = ["*.safetensors", "*.json", "*.txt", "*.md", "*.png", "*.model"]
 # What a pulled version may keep from the pushed manifest: what it is and how it was made.
 CARRIED = ("kind", "base", "base_fingerprint", "base_source", "strategy", "dataset", "config", "metrics", "prompt_template", "plugin_versions")
@@ -126,7 +130,7 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
     pickles = sorted(f for f in files if f.lower().endswith(PICKLE_SUFFIXES))  # pytorch_model.BIN is one too
     if pickles and not trust_pickle:
         raise FtregError(f"{repo_id}@{info.sha[:12]} holds pickle files ({', '.join(pickles)}), which can run code when loaded; pass `trust_pickle` to download them anyway")
-    patterns = SAFE_PATTERNS + ([f"*{suffix}" for suffix in PICKLE_SUFFIXES] if trust_pickle else [])
+    patterns = SAFE_PATTERNS + ([f"*{suffix}" for suffix in PICKLE_SUFFIXES + tuple(s.upper() for s in PICKLE_SUFFIXES)] if trust_pickle else [])
     # The download cache is a staging directory too: a killed pull leaves nothing the registry's sweep misses.
     with registry.staging() as cache, hub_errors(repo_id):
         # Pinned to the commit model_info saw, so a push in between cannot mix two commits.
@@ -149,11 +153,36 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
             if not any(stage.iterdir()):
                 raise FtregError(f"{repo_id}@{info.sha[:12]} has no model files (safetensors, JSON or text); nothing was registered")
             _check_against(pushed, stage, repo_id)
+            if pickles:
+                _convert_pickles(stage, repo_id, notify)
             fields = {key: pushed[key] for key in CARRIED if key in pushed}
             fields.setdefault("kind", "adapter" if (stage / "adapter_config.json").is_file() else "checkpoint")
-            if pickles:
-                notify(f"warning: kept pickle files from {repo_id} as `trust_pickle` asked: {', '.join(pickles)}")
             return registry.publish(stage, name=name, hub={"repo_id": repo_id, "revision": revision or "main", "commit": info.sha}, **fields)
+
+
+def _convert_pickles(stage: Path, repo_id: str, notify: Callable[[str], None]) -> None:
+    """Turn pickled weights into safetensors (tensors only, via weights_only=True) and drop every pickle."""
+    import torch
+    from safetensors.torch import save_file
+
+    converted, dropped = [], []
+    for file in sorted(path for path in stage.rglob("*") if path.is_file() and path.name.lower().endswith(PICKLE_SUFFIXES)):
+        target = file.parent / CONVERTED.get(file.name.lower(), "")
+        if file.name.lower() in CONVERTED and not target.exists():
+            try:
+                tensors = torch.load(file, map_location="cpu", weights_only=True)
+            except Exception as error:  # an UnpicklingError for anything but tensors and plain containers
+                raise FtregError(f"{repo_id}: {file.name} holds more than tensors, so it was not loaded ({type(error).__name__}); nothing was registered") from error
+            if not isinstance(tensors, dict) or not all(isinstance(value, torch.Tensor) for value in tensors.values()):
+                raise FtregError(f"{repo_id}: {file.name} is not a mapping of names to tensors; nothing was registered")
+            # Clones: tied weights share storage, which safetensors refuses to write twice.
+            save_file({name: tensor.detach().clone().contiguous() for name, tensor in tensors.items()}, str(target), metadata={"format": "pt"})
+            converted.append(f"{file.name} -> {target.name}")
+        else:
+            dropped.append(file.name)
+        file.unlink()
+    notify(f"{repo_id}: converted pickled weights to safetensors, reading them as tensors only (torch.load weights_only=True): {', '.join(converted) or 'none'}"
+           + (f"; not kept: {', '.join(dropped)}" if dropped else ""))
 
 
 def _read_manifest(snapshot: Path, repo_id: str) -> dict[str, Any]:

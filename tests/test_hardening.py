@@ -325,3 +325,30 @@ def test_verify_reports_unlisted_store_directories_and_sweeps_orphan_locks(cli_r
     os.utime(lock, (old, old))
     publish_files(registry, "b")  # every publish sweeps
     assert not lock.exists()
+
+
+def test_a_base_with_other_weights_is_refused_and_old_records_still_compose(cli_run, fake_strategies, embedded_base, registry, dataset, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    from ftreg.testing import write_zero_lora
+
+    assert cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa").exit_code == 0
+    assert registry.resolve("fa").manifest["base_fingerprint"].startswith("sha256-v2:")
+    noisy = tmp_path / "noisy"
+    shutil.copytree(embedded_base.path, noisy)
+    (noisy / "manifest.json").unlink()
+    weights = load_file(str(noisy / "model.safetensors"))
+    rng = np.random.default_rng(0)
+    save_file({name: rng.standard_normal(tensor.shape).astype(tensor.dtype) for name, tensor in weights.items()}, str(noisy / "model.safetensors"))
+    _one_line(cli_run("generate", "--adapter", "fa", "--base", noisy, "Hi"), "refusing to compose them")  # same config and tokenizer, other weights
+
+    # A version recorded by ftreg 0.1 fingerprinted config and tokenizer only; it still composes with its base.
+    old = json.loads((Path(__file__).parent / "fixtures" / "ftreg-0.1.0" / "manifest.json").read_text())
+    with registry.staging() as stage:
+        write_zero_lora(embedded_base.path, stage)
+        registry.publish(stage, name="old", kind="adapter", base="tiny-gpt2-v1", base_fingerprint=old["base_fingerprint"], base_source=old["base_source"])
+    assert old["base_fingerprint"].startswith("sha256:") and cli_run("generate", "--adapter", "old", "--greedy", "--max-new-tokens", "3", "Hi").exit_code == 0

@@ -118,10 +118,33 @@ def test_pickles_are_refused_and_never_unpickled(hub, cli_run, registry, tmp_pat
     assert "holds pickle files (pytorch_model.bin, training_args.bin)" in refused.stderr and "--trust-pickle" in refused.stderr
     assert registry.entries() == [] and not marker.exists()
     trusted = cli_run("pull", "mallory/evil", "--name", "evil", "--trust-pickle")
-    assert trusted.exit_code == 0, trusted.output
-    assert "warning: kept pickle files" in trusted.stderr
-    assert "pytorch_model.bin" in registry.resolve("evil").manifest["files"]
-    assert not marker.exists()  # downloading is not loading: ftreg never unpickles
+    # Trusted weights are read as tensors only (weights_only=True): a pickle that runs code is refused, not run.
+    assert trusted.exit_code == 2 and "pytorch_model.bin holds more than tensors, so it was not loaded" in trusted.stderr
+    assert registry.entries() == [] and not marker.exists()
+
+
+def test_trusted_pickled_weights_become_safetensors(hub, cli_run, embedded_base, registry, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(embedded_base.path / name, folder / name)
+    torch.save(load_file(str(embedded_base.path / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "optimizer.pt").write_bytes(b"not needed")
+    HfApi().create_repo("old/legacy")
+    HfApi().upload_folder(repo_id="old/legacy", folder_path=folder)
+    pulled = cli_run("pull", "old/legacy", "--name", "legacy", "--trust-pickle")
+    assert pulled.exit_code == 0, pulled.output
+    assert "converted pickled weights to safetensors" in pulled.stderr and "pytorch_model.bin -> model.safetensors" in pulled.stderr
+    assert "not kept: optimizer.pt" in pulled.stderr
+    files = set(registry.resolve("legacy").manifest["files"])
+    assert "model.safetensors" in files and not any(name.endswith((".bin", ".pt")) for name in files)
+    args = ("--greedy", "--max-new-tokens", "6", "--raw", "Hello there")
+    assert cli_run("generate", "--base", "legacy", *args).stdout == cli_run("generate", "--base", "tiny-gpt2", *args).stdout
 
 
 @pytest.mark.slow

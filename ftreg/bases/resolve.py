@@ -6,6 +6,7 @@ run the same code whichever it is; the embedded tiny base is just a registry che
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ from ftreg import plugins
 from ftreg.bases.embedded import EMBEDDED_BASE_NAME, ensure_embedded_base
 from ftreg.contract import Entry, ResolvedBase
 from ftreg.errors import ArtifactError, FtregError, InvalidName
+from ftreg.files import sha256_file
 from ftreg.hub_errors import hub_errors
 from ftreg.registry import Registry, parse_ref
 
@@ -23,7 +25,34 @@ FINGERPRINT_FILES = ("config.json", "tokenizer.json", "vocab.json", "merges.txt"
 HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
 
 
-def fingerprint(path: Path) -> str:
+# Weight files: what the base computes depends on them as much as on its config.
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+FINGERPRINT_PREFIX = "sha256-v2:"  # config, tokenizer and weights; ftreg 0.1 wrote "sha256:" over config and tokenizer only
+
+
+def fingerprint(path: Path, known: dict[str, str] | None = None) -> str:
+    """A digest of everything that decides what the base in ``path`` computes: config, tokenizer and weights.
+
+    ``known`` maps file names to sha256 digests already recorded (a registry version's manifest),
+    so those weights are not read again.
+    """
+    digest = hashlib.sha256(_config_digest(path))
+    for file in sorted(path.iterdir()):
+        if file.is_file() and file.name.lower().endswith(WEIGHT_SUFFIXES):
+            hexdigest = (known or {}).get(file.name) or _file_sha256(file, *_stat_key(file))
+            digest.update(file.name.encode() + b"\0" + bytes.fromhex(hexdigest))
+    return FINGERPRINT_PREFIX + digest.hexdigest()
+
+
+def fingerprint_matches(recorded: str, base: ResolvedBase) -> bool:
+    """Whether a recorded base fingerprint, of either kind, names ``base``."""
+    if recorded.startswith(FINGERPRINT_PREFIX):
+        return recorded == base.fingerprint
+    return recorded == "sha256:" + _config_digest(base.path).hex()  # a record of ftreg 0.1
+
+
+def _config_digest(path: Path) -> bytes:
+    """The config and tokenizer files' digest (all ftreg 0.1 fingerprinted)."""
     digest = hashlib.sha256()
     found = False
     for name in FINGERPRINT_FILES:
@@ -33,7 +62,18 @@ def fingerprint(path: Path) -> str:
             digest.update(name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
     if not found:
         raise ArtifactError(f"{path} has no config.json: not a Hugging Face model directory")
-    return "sha256:" + digest.hexdigest()
+    return digest.digest()
+
+
+def _stat_key(file: Path) -> tuple[int, int]:
+    stat = file.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(file: Path, size: int, mtime_ns: int) -> str:
+    """A weight file's sha256, read once per process while its size and mtime stay the same."""
+    return sha256_file(file)
 
 
 def resolve_base(spec: str | None, registry: Registry) -> ResolvedBase:
@@ -68,7 +108,8 @@ def _from_entry(entry: Entry, registry: Registry) -> ResolvedBase:
     if entry.kind != "checkpoint":
         raise FtregError(f"{entry.ref} is an {entry.kind}, not a base model; pass a checkpoint as `base`")
     registry.verify_files(entry)  # weights are about to be loaded from it
-    return ResolvedBase(entry.ref, entry.path, fingerprint(entry.path), {"type": "registry", "ref": entry.ref})
+    known = {rel: record["sha256"] for rel, record in entry.manifest["files"].items()}  # just verified
+    return ResolvedBase(entry.ref, entry.path, fingerprint(entry.path, known), {"type": "registry", "ref": entry.ref})
 
 
 def _from_hub(spec: str) -> ResolvedBase:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftreg import plugins
-from ftreg.bases.resolve import resolve_base
+from ftreg.bases.resolve import fingerprint_matches, resolve_base
 from ftreg.contract import Entry
 from ftreg.engines.quiet import peft_deprecations_silenced
 from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
@@ -101,7 +101,7 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     if entry is not None:
         registry.verify_files(entry)
         recorded = entry.manifest.get("base_fingerprint")
-        if recorded is not None and recorded != resolved.fingerprint:  # None: nothing recorded, the user named the base
+        if recorded is not None and not fingerprint_matches(recorded, resolved):  # None: nothing recorded, the user named the base
             raise BaseMismatch(
                 f"{entry.ref} was trained on base {entry.base} ({recorded}), "
                 f"but {resolved.ref} has fingerprint {resolved.fingerprint}; refusing to compose them"
