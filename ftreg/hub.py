@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,9 @@ def _convert_pickles(stage: Path, repo_id: str, notify: Callable[[str], None]) -
         target = file.parent / CONVERTED.get(file.name.lower(), "")
         if file.name.lower() in CONVERTED and not target.exists():
             try:
-                tensors = torch.load(file, map_location="cpu", weights_only=True)
+                with warnings.catch_warnings():  # torch notes the pickle protocol of foreign files: nothing to act on
+                    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                    tensors = torch.load(file, map_location="cpu", weights_only=True)
             except Exception as error:  # an UnpicklingError for anything but tensors and plain containers
                 raise FtregError(f"{repo_id}: {file.name} holds more than tensors, so it was not loaded ({type(error).__name__}); nothing was registered") from error
             if not isinstance(tensors, dict) or not all(isinstance(value, torch.Tensor) for value in tensors.values()):

@@ -27,7 +27,7 @@ def test_push_from_python_refuses_a_corrupted_version(hub, fake_adapter, registr
 def test_resume_from_python_refuses_a_finished_run(fake_adapter, registry):
     run = ftreg.runs(registry=registry)[-1]
     assert run.status == "finished" and run.record["published"] == fake_adapter.ref
-    with pytest.raises(ftreg.ConfigError, match=f"run {run.id} is finished; only an interrupted or failed run"):
+    with pytest.raises(ftreg.ConfigError, match=f"run {run.id} already published {fake_adapter.ref}; resuming would publish it twice"):
         ftreg.resume(run.id, registry=registry)
 
 

@@ -121,22 +121,6 @@ def test_a_damaged_index_is_one_line(cli_run, ftreg_home, damage):
         _one_line(cli_run("list"), "the registry index cannot be used: file is not a database")
 
 
-def test_resuming_a_run_that_already_published_is_refused(cli_run, registry):
-    from ftreg.training import seal_checkpoint
-    from ftreg.training.runs import load_run, start_run
-
-    run = start_run(registry, {"strategy": "scratch", "dataset": "builtin:support", "name": "dup"}, None)
-    (run.checkpoint_dir / "step-2").mkdir(parents=True)
-    (run.checkpoint_dir / "step-2" / "loop_state.json").write_text("{}")
-    seal_checkpoint(run.checkpoint_dir / "step-2")
-    run.update(pid=2**22 + 12345)  # a process that no longer exists: killed after publishing, before its record said so
-    publish_files(registry, "dup", kind="checkpoint", run=run.id)
-    assert load_run(registry, run.id).resumable
-    _one_line(cli_run("train", "--resume", run.id), f"run {run.id} already published dup-v1; resuming would publish it twice")
-    assert [entry.ref for entry in registry.entries("dup")] == ["dup-v1"]
-    assert load_run(registry, run.id).record["published"] == "dup-v1"
-
-
 def test_verify_flags_planted_files_and_an_edited_manifest(cli_run, registry):
     entry = publish_files(registry, "v")
     (entry.path / "pytorch_model.bin").write_bytes(b"planted pickle")
@@ -352,3 +336,77 @@ def test_a_base_with_other_weights_is_refused_and_old_records_still_compose(cli_
         write_zero_lora(embedded_base.path, stage)
         registry.publish(stage, name="old", kind="adapter", base="tiny-gpt2-v1", base_fingerprint=old["base_fingerprint"], base_source=old["base_source"])
     assert old["base_fingerprint"].startswith("sha256:") and cli_run("generate", "--adapter", "old", "--greedy", "--max-new-tokens", "3", "Hi").exit_code == 0
+
+
+KILL_BEFORE_FINISHED = """
+import os, signal, sys
+from ftreg import Registry, plugins, settings, train
+from ftreg.testing import _FakeStrategies
+from ftreg.training import runs
+
+plugins.register(_FakeStrategies(), "fake")
+real_update = runs.Run.update
+
+def update(self, **fields):
+    if fields.get("status") == "finished":
+        os.kill(os.getpid(), signal.SIGKILL)  # published, but the run's record never says so
+    real_update(self, **fields)
+
+runs.Run.update = update
+registry = Registry(sys.argv[1])
+train(settings({"strategy": "fake-adapter", "dataset": sys.argv[2], "name": "k"}, registry=registry), registry=registry, show_progress=False)
+"""
+
+
+def test_a_run_killed_between_publish_and_its_record_is_finished_not_resumable(cli_run, embedded_base, registry, dataset):
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", KILL_BEFORE_FINISHED, str(registry.home), str(dataset)], capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    [run] = json.loads(cli_run("runs", "--json").stdout)
+    assert (run["status"], run["published"], run["resumable"]) == ("finished", "k-v1", False)
+    _one_line(cli_run("train", "--resume", run["id"]), f"run {run['id']} already published k-v1; resuming would publish it twice")
+    assert [entry.ref for entry in registry.entries("k")] == ["k-v1"]
+
+
+KILL_IN_REMOVE = """
+import os, signal, sys
+from ftreg.registry import Registry
+
+registry = Registry(sys.argv[1])
+real = registry.db
+when = sys.argv[2]
+
+class Dying:
+    def execute(self, sql, *args):
+        if when == "before-commit" and sql == "COMMIT":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(real, name)
+
+registry._db = Dying()
+if when == "after-commit":
+    registry._discard = lambda path: os.kill(os.getpid(), signal.SIGKILL)
+registry.remove("keep-v1")
+"""
+
+
+@pytest.mark.parametrize("when", ["before-commit", "after-commit"])
+def test_rm_killed_at_any_point_never_lists_a_version_without_its_files(cli_run, registry, when):
+    import signal
+    import subprocess
+    import sys
+
+    entry = publish_files(registry, "keep")
+    registry.close()
+    child = subprocess.run([sys.executable, "-c", KILL_IN_REMOVE, str(registry.home), when], capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    if when == "before-commit":
+        assert registry.exists("keep-v1") and registry.problems(registry.resolve("keep-v1")) == []  # listed, files whole
+    else:
+        assert not registry.exists("keep-v1") and entry.path.is_dir()  # unlisted; its directory is left for gc
+        assert any(path == entry.path for path, _ in registry.garbage())

@@ -158,7 +158,7 @@ def test_runs_listing_and_resume_refusals(cli_run, embedded_base, fake_strategie
     }
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["STARTED (UTC)"]) for row in rows.values())
 
-    for name, pattern in (("done", r"is finished; only an interrupted or failed run with a checkpoint can be resumed"),
+    for name, pattern in (("done", r"already published done-v1; resuming would publish it twice"),
                           ("cut", r"is interrupted; only an interrupted or failed run with a checkpoint")):
         refused = cli_run("train", "--resume", by_name[name]["id"])
         assert refused.exit_code == 2 and re.search(rf"Error: run {by_name[name]['id']} {pattern}", refused.stderr), refused.output

@@ -155,11 +155,9 @@ def resume(
     run_id: str, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet
 ) -> Entry | None:
     """Continue an interrupted or failed run from its newest complete checkpoint, with the settings it started with."""
-    run = load_run(registry, run_id)
-    published = registry.published_by_run(run.id) if run.status != "finished" else None
-    if published is not None:  # killed after publishing, before its record said so
-        run.update(status="finished", published=published.ref)
-        raise ConfigError(f"run {run.id} already published {published.ref}; resuming would publish it twice")
+    run = load_run(registry, run_id)  # a run killed after it published reads as finished
+    if run.status == "finished" and run.record.get("published"):
+        raise ConfigError(f"run {run.id} already published {run.record['published']}; resuming would publish it twice")
     if not run.resumable:
         raise ConfigError(f"run {run.id} is {run.status}; only an interrupted or failed run with a checkpoint can be resumed")
     spec = TrainSpec.from_dict(upgrade_settings(run.record["settings"], f"run {run.id}"))

@@ -136,7 +136,14 @@ def load_run(registry: Registry, run_id: str) -> Run:
     path = runs_dir(registry) / run_id
     if "/" in run_id or run_id.startswith(".") or not (path / "run.json").is_file():
         raise UnknownReference(f"unknown run {run_id!r}; see `ftreg runs`")
-    return _read_run(path)
+    return _repaired(registry, _read_run(path))
+
+
+def _repaired(registry: Registry, run: Run) -> Run:
+    """A run killed after it published but before its record said so is finished: the registry knows."""
+    if run.status == "interrupted" and (published := registry.published_by_run(run.id)) is not None:
+        run.update(status="finished", published=published.ref)
+    return run
 
 
 def _read_run(path: Path) -> Run:
@@ -154,7 +161,8 @@ def list_runs(registry: Registry) -> list[Run]:
     directory = runs_dir(registry)
     if not directory.is_dir():
         return []
-    return sorted((_read_run(path) for path in directory.iterdir() if (path / "run.json").is_file()), key=lambda run: run.record["started_at"])
+    found = (_repaired(registry, _read_run(path)) for path in directory.iterdir() if (path / "run.json").is_file())
+    return sorted(found, key=lambda run: run.record["started_at"])
 
 
 def prunable(registry: Registry) -> list[tuple[Path, str]]:
