@@ -41,6 +41,8 @@ class hub_errors:
             status = error.response.status_code if error.response is not None else "?"
             hint = "; check HF_TOKEN or `hf auth login`" if status in (401, 403) else ""
             raise FtregError(f"{name}: the Hub answered HTTP {status}{hint}") from error
+        if isinstance(error, ValueError):  # the client's own refusals, e.g. a path that leaves the download folder
+            raise FtregError(f"{name}: refused by the Hub client: {error}") from error
         if isinstance(error, OSError) or type(error).__module__.startswith(("httpx", "requests", "urllib3")):
             raise FtregError(f"{name}: the transfer failed ({type(error).__name__}); nothing was registered") from error
         return False

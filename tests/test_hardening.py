@@ -410,3 +410,14 @@ def test_rm_killed_at_any_point_never_lists_a_version_without_its_files(cli_run,
     else:
         assert not registry.exists("keep-v1") and entry.path.is_dir()  # unlisted; its directory is left for gc
         assert any(path == entry.path for path, _ in registry.garbage())
+
+
+def test_one_damaged_index_row_does_not_break_reading_commands(cli_run, registry):
+    publish_files(registry, "good")
+    publish_files(registry, "bad")
+    registry.db.execute("UPDATE versions SET manifest = '{truncated' WHERE name = 'bad'")
+    listed = cli_run("list")
+    assert listed.exit_code == 0 and "good-v1" in listed.stdout and "bad-v1" in listed.stdout
+    assert json.loads(cli_run("list", "--json").stdout)[0]["damaged"].startswith("manifest does not parse")
+    verify = cli_run("verify", "--all")
+    assert verify.exit_code == 1 and "bad-v1: its index row is damaged" in verify.stderr

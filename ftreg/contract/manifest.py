@@ -90,8 +90,9 @@ class Entry:
     @property
     def key_metric(self) -> tuple[str, float] | None:
         for name in KEY_METRICS:
-            if name in self.metrics:
-                return name, self.metrics[name]
+            value = self.metrics.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return name, value
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -107,11 +108,18 @@ class Entry:
 
     @classmethod
     def from_row(cls, store: Path, name: str, version: int, manifest: str, aliases: str | None) -> Entry:
+        """An index row as an entry; a row whose manifest does not parse reads as damaged, never an exception."""
+        try:
+            parsed = json.loads(manifest)
+            if not isinstance(parsed, dict):
+                raise ValueError("not an object")
+        except ValueError as error:
+            parsed = {"kind": "checkpoint", "files": {}, "created_at": "", "metrics": {}, "config": {}, "damaged": f"manifest does not parse: {error}"}
         return cls(
             name=name,
             version=version,
             path=store / name / f"v{version}",
-            manifest=json.loads(manifest),
+            manifest=parsed,  # type: ignore[arg-type]
             aliases=tuple(sorted(aliases.split(","))) if aliases else (),
         )
 

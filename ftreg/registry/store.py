@@ -365,6 +365,8 @@ class Registry:
     def file_problems(self, entry: Entry) -> list[str]:
         """Every way the version's files differ from what was recorded at publish: changed or missing
         files, files nobody recorded, and a manifest.json that is not the index's."""
+        if "damaged" in entry.manifest:
+            return [f"{entry.ref}: its index row is damaged ({entry.manifest['damaged']})"]  # type: ignore[typeddict-item]
         found = []
         if entry.path.is_dir():
             known = set(entry.manifest["files"]) | {MANIFEST}
