@@ -421,3 +421,57 @@ def test_one_damaged_index_row_does_not_break_reading_commands(cli_run, registry
     assert json.loads(cli_run("list", "--json").stdout)[0]["damaged"].startswith("manifest does not parse")
     verify = cli_run("verify", "--all")
     assert verify.exit_code == 1 and "bad-v1: its index row is damaged" in verify.stderr
+
+
+def _tree(home):
+    """Everything in a registry directory, with contents: what 'unchanged' is checked against."""
+    return {str(path.relative_to(home)): path.read_bytes() if path.is_file() else None for path in sorted(home.rglob("*")) if "tmp" not in path.parts}
+
+
+def _write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+BAD_INPUTS = {
+    # id: (files to write {name: content}, argv with {name} placeholders, what the one line says)
+    "nested-json": ({"d.json": "[" * 50_000 + "]" * 50_000}, ["train", "--strategy", "lora8bit", "--format", "instruction", "--dataset", "{d.json}", "--name", "x"], "nested too deeply"),
+    "lone-surrogate": ({"d.jsonl": '{"instruction": "\\ud800", "response": "b"}\n'}, ["train", "--strategy", "lora8bit", "--dataset", "{d.jsonl}", "--name", "x"], "not valid Unicode"),
+    "epochs-inf": ({}, ["train", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "x", "--epochs", "inf"], "epochs must be a finite number"),
+    "weight-decay-inf": ({}, ["train", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "x", "--weight-decay", "inf"], "weight_decay must be a finite number"),
+    "seed-negative": ({}, ["train", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "x", "--seed", "-1"], "seed must be in [0, 2**32)"),
+    "seed-too-big": ({}, ["train", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "x", "--seed", str(2**32)], "seed must be in [0, 2**32)"),
+    "toml-columns-text": ({"c.toml": 'strategy = "lora8bit"\ndataset = "builtin:support"\nname = "x"\ncolumns = "x"\n'}, ["train", "--config", "{c.toml}"], "columns must be a table"),
+    "toml-batch-float": ({"c.toml": 'strategy = "lora8bit"\ndataset = "builtin:support"\nname = "x"\nbatch_size = 2.5\n'}, ["train", "--config", "{c.toml}"], "batch_size must be an integer, got 2.5"),
+    "toml-epochs-bool": ({"c.toml": 'strategy = "lora8bit"\ndataset = "builtin:support"\nname = "x"\nepochs = true\n'}, ["train", "--config", "{c.toml}"], "epochs must be a number, got True"),
+    "toml-column-number": ({"c.toml": 'strategy = "lora8bit"\ndataset = "builtin:support"\nname = "x"\n[columns]\nquestion = 5\n'}, ["train", "--config", "{c.toml}"], "columns must be a table of FIELD"),
+    "yaml-not-utf8": ({"c.yaml": b"name: caf\xe9\n"}, ["train", "--config", "{c.yaml}"], "c.yaml: not UTF-8 text"),
+    "column-unknown-field": ({}, ["train", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "x", "--column", "foo=bar"], "has no such field"),
+    "dataset-directory": ({"dir/keep": ""}, ["data", "check", "{dir}"], "is a directory"),
+    "max-new-tokens-past-context": ({}, ["generate", "--base", "tiny-gpt2", "--max-new-tokens", "1000", "Hi"], "exceed the model's context"),
+    "empty-raw-prompt": ({}, ["generate", "--base", "tiny-gpt2", "--raw", ""], "the prompt is empty"),
+    "temperature-inf": ({}, ["generate", "--base", "tiny-gpt2", "--temperature", "inf", "Hi"], "temperature is out of range"),
+    "export-below-a-file": ({"file": "x"}, ["export", "tiny-gpt2", "{file}/below"], "cannot write the export there"),
+    "registry-typo": ({}, ["--registry", "{missing}", "list"], "no registry at"),
+    "option-of-another-strategy": ({}, ["train", "--strategy", "full-fp16", "--dataset", "builtin:support", "--name", "x", "-o", "r=4"], "has no option 'r'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_every_bad_input_is_one_line_and_changes_nothing(cli_run, embedded_base, registry, tmp_path, case):
+    files, argv, message = BAD_INPUTS[case]
+    paths = {}
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        paths[name] = _write(tmp_path, name, content)
+        paths[name.split("/")[0]] = tmp_path / name.split("/")[0]
+    paths["missing"] = tmp_path / "missing-registry"
+    args = []
+    for arg in argv:
+        for key, path in paths.items():
+            arg = arg.replace("{" + key + "}", str(path))
+        args.append(arg)
+    before = _tree(registry.home)
+    _one_line(cli_run(*args), message)
+    assert _tree(registry.home) == before
