@@ -38,7 +38,7 @@ def test_lora8bit_trains_publishes_and_reloads_with_plain_peft(cli_run, embedded
     assert not [f for f in entry.manifest["files"] if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     assert {"train_loss", "eval_loss", "train_tokens_per_s"} <= set(entry.metrics)
     assert entry.manifest["dataset"]["format"] == "instruction" and entry.manifest["dataset"]["examples"] == len(PAIRS)
-    assert entry.manifest["base_fingerprint"].startswith("sha256:")
+    assert entry.manifest["base_fingerprint"].startswith("sha256-v2:")  # config, tokenizer and weights
     args = json.loads((entry.path / "training_args.json").read_text())
     assert args["gradient_accumulation_steps"] == 1 and args["max_steps"] == 4 and args["seed"] == 42
 
