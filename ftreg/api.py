@@ -25,13 +25,10 @@ from ftreg.inference.export import export as _export
 from ftreg.registry import Registry
 from ftreg.training import pipeline
 from ftreg.training.config import effective_spec
+from ftreg.training.pipeline import quiet as _quiet
 from ftreg.training.runs import Run, list_runs, prunable
 
 Notify = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def _registry(registry: Registry | None) -> Registry:

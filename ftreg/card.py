@@ -84,6 +84,8 @@ def _usage(kind: str, record: dict[str, Any], base_source: dict[str, Any], repo_
 model = AutoModelForCausalLM.from_pretrained("{here}")
 tokenizer = AutoTokenizer.from_pretrained("{here}")"""
         return f"```python\n{code}\n```\n\n{with_ftreg}"
+    if base_source.get("type") == "path":
+        return f"The base, `{record.get('base')}`, is a local directory; `ftreg push {record['name']} --repo OWNER/NAME --merge` shares a standalone model.\n\n{with_ftreg}"
     if base_source.get("type") != "hub":
         return (
             f"The base, `{record.get('base')}`, is in the ftreg registry this adapter was trained in; "

@@ -69,7 +69,7 @@ def _with_flags(message: str, commands: list[click.Command]) -> str:
 @click.pass_context
 def cli(ctx: click.Context, registry_home: Path | None) -> None:
     """Train, version, compare and serve fine-tuned GPT-2 models."""
-    if registry_home is not None and not registry_home.exists() and ctx.invoked_subcommand in READS_ONLY:
+    if registry_home is not None and not registry_home.exists() and ctx.invoked_subcommand in NEEDS_EXISTING_REGISTRY:
         raise UserError(f"no registry at {registry_home} (--registry); check the path")  # a typo must not create one
     ctx.obj = Registry(registry_home)
     ctx.call_on_close(ctx.obj.close)
@@ -79,6 +79,8 @@ def cli(ctx: click.Context, registry_home: Path | None) -> None:
 def _warnings_as_lines() -> None:
     """Warnings ftreg raises for the user (a plugin's failed event hook, an old setting) print as one line."""
     original = warnings.showwarning
+    if getattr(original, "ftreg_lines", False):
+        return  # installed already (a process that runs several commands)
 
     def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
         if issubclass(category, (ftreg.PluginWarning, ftreg.SettingsWarning)):
@@ -86,12 +88,14 @@ def _warnings_as_lines() -> None:
         else:
             original(message, category, filename, lineno, file, line)
 
+    show.ftreg_lines = True  # type: ignore[attr-defined]
     warnings.showwarning = show
 
 
 pass_registry = click.make_pass_decorator(Registry)
-# Commands that only read a registry: pointed at a directory that does not exist, they refuse.
-READS_ONLY = {"list", "show", "history", "diff", "verify", "runs", "gc", "export", "push"}
+# Commands that use versions already in a registry: pointed at a directory that does not exist, they
+# refuse instead of creating an empty registry there (a typo in --registry).
+NEEDS_EXISTING_REGISTRY = {"list", "show", "history", "diff", "verify", "runs", "gc", "export", "push", "generate", "rm", "tag"}
 
 
 def _echo_json(data: Any) -> None:
@@ -239,7 +243,7 @@ def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
     # A version removed while this runs is not a problem: only what is registered when read is checked.
     problems = [problem for entry in entries for problem in registry.problems(entry) if registry.exists(entry.ref)]
     if everything or not refs:
-        problems += [f"{path}: {why}" for path, why in registry.garbage() if path.parent.parent == registry.store]
+        problems += [f"{path}: not a listed version (left by an interrupted publish or rm)" for path in registry.unlisted_versions()]
     for problem in problems:
         click.echo(problem, err=True)
     click.echo(f"{_count(len(entries), 'version')} checked, {_count(len(problems), 'problem')}")

@@ -62,6 +62,15 @@ def artifact_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
+def replace_directory(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, moving aside (then deleting) a directory already there."""
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.rename(source, target)
+
+
 @contextmanager
 def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
     """Fill a hidden sibling of ``target``, then rename it into place once the block succeeds.
@@ -80,11 +89,10 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
             fsync_file(temporary / rel)
         if target.is_dir() and not any(target.iterdir()):
             target.rmdir()  # rename() cannot replace a directory on every OS
-        elif replace and target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.rename(temporary, target)
+        if replace:
+            replace_directory(temporary, target)
+        else:
+            os.rename(temporary, target)
         fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

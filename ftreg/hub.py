@@ -54,6 +54,8 @@ def _push(
     registry.verify_files(entry)
     base_source = entry.manifest.get("base_source") or {}
     local_base = entry.kind == "adapter" and entry.base is not None and base_source.get("type") != "hub" and not merge
+    if local_base and base_source.get("type") != "registry":
+        raise FtregError(f"{entry.ref}'s base {entry.base} is a local directory, which others cannot fetch; pass `merge` to push a standalone merged model")
     if local_base and base_repo is None:
         raise FtregError(
             f"{entry.ref}'s base {entry.base} is only in this registry, so the pushed adapter could not be loaded elsewhere; "
@@ -133,9 +135,10 @@ def pull(registry: Registry, spec: str, name: str, trust_pickle: bool = False, n
         raise FtregError(f"{repo_id}@{info.sha[:12]} holds pickle files ({', '.join(pickles)}), which can run code when loaded; pass `trust_pickle` to download them anyway")
     patterns = SAFE_PATTERNS + ([f"*{suffix}" for suffix in PICKLE_SUFFIXES + tuple(s.upper() for s in PICKLE_SUFFIXES)] if trust_pickle else [])
     # The download cache is a staging directory too: a killed pull leaves nothing the registry's sweep misses.
-    with registry.staging() as cache, hub_errors(repo_id):
-        # Pinned to the commit model_info saw, so a push in between cannot mix two commits.
-        snapshot = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=patterns, cache_dir=cache))
+    with registry.staging() as cache:
+        with hub_errors(repo_id):  # only the download: local work below fails with its own errors
+            # Pinned to the commit model_info saw, so a push in between cannot mix two commits.
+            snapshot = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=patterns, cache_dir=cache))
         pushed = _read_manifest(snapshot, repo_id)
         listed = set(pushed.get("files", {}))
         with registry.staging() as stage:

@@ -52,7 +52,6 @@ pm.add_hookspecs(hookspecs)
 # plugin name -> {hook name (or "import"): "ExceptionType: message"}
 failures: dict[str, dict[str, str]] = {}
 _versions: dict[str, str | None] = {}
-_distributions: dict[str, str] = {}  # plugin name -> its distribution's name
 # (what, name) -> plugin name, e.g. ("training strategy", "lora8bit") -> "ftreg.default_plugins.strategies.lora8bit"
 _providers: dict[tuple[str, str], str] = {}
 _loaded = False
@@ -66,7 +65,6 @@ class PluginInfo:
     version: str | None
     hooks: tuple[str, ...]
     error: str | None = None
-    distribution: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "hooks": list(self.hooks), "error": self.error}
@@ -88,15 +86,12 @@ def load_plugins() -> None:
         names = {entry_point.name.lower(), *([dist.name.lower()] if dist else [])}
         if allowed is not None and not names & allowed:
             continue
-        if dist:
-            _distributions[entry_point.name] = dist.name
         try:
             plugin = entry_point.load()
-        except Exception as error:  # noqa: BLE001 - isolating third-party code is the point
+            register(plugin, entry_point.name, dist.version if dist else None)
+        except Exception as error:  # noqa: BLE001 - isolating third-party code is the point (a bad hookimpl too)
             _versions[entry_point.name] = dist.version if dist else None
             failures.setdefault(entry_point.name, {})["import"] = _describe(error)
-            continue
-        register(plugin, entry_point.name, dist.version if dist else None)
 
 
 def register(plugin: object, name: str, version: str | None = None) -> None:
@@ -173,8 +168,9 @@ def first_result(hook_name: str, **kwargs: Any) -> Any:
 def _collect(hook_name: str, what: str) -> dict[str, Any]:
     """Everything registered through ``hook_name``, by name.
 
-    Each plugin's registrations count only if its whole call succeeded. A name is first come,
-    first served, except that no plugin can take a built-in's name: built-ins are merged first.
+    Each plugin's registrations count only if its whole call succeeded. Plugins are asked in
+    pluggy's order (the most recently registered first), which decides between two plugins that
+    register one name; no plugin can take a built-in's name, since built-ins are merged first.
     """
     per_plugin: dict[str, list[Any]] = {}
 
@@ -281,5 +277,5 @@ def plugin_infos() -> list[PluginInfo]:
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())) if plugin is not None else ()
         failed = failures.get(name)
         error = "; ".join(f"{message}" if hook in ("import", "register") else f"{hook}: {message}" for hook, message in failed.items()) if failed else None
-        infos.append(PluginInfo(name, _versions.get(name), hooks, error or None, _distributions.get(name)))
+        infos.append(PluginInfo(name, _versions.get(name), hooks, error or None))
     return sorted(infos, key=lambda info: info.name)

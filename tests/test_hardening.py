@@ -475,3 +475,37 @@ def test_every_bad_input_is_one_line_and_changes_nothing(cli_run, embedded_base,
     before = _tree(registry.home)
     _one_line(cli_run(*args), message)
     assert _tree(registry.home) == before
+
+
+def test_rm_and_runs_work_beside_a_damaged_index_row(cli_run, registry):
+    publish_files(registry, "good")
+    publish_files(registry, "bad")
+    registry.db.execute("UPDATE versions SET manifest = '{truncated' WHERE name = 'bad'")
+    assert cli_run("rm", "good-v1").exit_code == 0
+    assert cli_run("runs").exit_code == 0
+
+
+def test_a_mistyped_registry_is_not_created_by_generate_rm_or_tag(cli_run, tmp_path):
+    typo = tmp_path / "regsitry"
+    for argv in (["generate", "--base", "tiny-gpt2", "Hi"], ["rm", "x-v1"], ["tag", "x-v1", "prod"]):
+        _one_line(cli_run("--registry", typo, *argv), "no registry at")
+    assert not typo.exists()
+
+
+def test_an_adapter_on_a_directory_base_is_pushed_merged_or_not_at_all(hub, cli_run, fake_strategies, embedded_base, dataset, tmp_path):
+    import shutil
+
+    base_dir = tmp_path / "base-dir"
+    shutil.copytree(embedded_base.path, base_dir)
+    (base_dir / "manifest.json").unlink()
+    assert cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa", "--base", base_dir).exit_code == 0
+    _one_line(cli_run("push", "fa-v1", "--repo", "alice/fa", "--base-repo", "alice/base"), "is a local directory, which others cannot fetch; pass --merge")
+    assert cli_run("push", "fa-v1", "--repo", "alice/fa", "--merge").exit_code == 0
+
+
+def test_settings_refuse_options_among_shared_settings():
+    import ftreg
+
+    with pytest.raises(ftreg.ConfigError, match="a strategy's options are passed on their own"):
+        ftreg.settings({"strategy": "lora8bit", "dataset": "builtin:support", "name": "x", "options": {"r": 4}})
+    assert ftreg.settings({"strategy": "lora8bit", "dataset": "builtin:support", "name": "x"}, options={"r": 4}).options["r"] == 4

@@ -294,3 +294,46 @@ def test_options_dataclass_validation_names_the_field():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert LoraOptions.from_dict({}, "lora8bit") == LoraOptions()
+
+
+def test_an_installed_plugin_with_a_bad_hook_signature_is_broken_not_fatal(tmp_path):
+    import textwrap
+
+    from conftest import run_ftreg
+
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "ftreg_badsig.py").write_text(textwrap.dedent("""
+        from ftreg import hookimpl
+
+        @hookimpl
+        def version_published(entry, something_else):
+            pass
+        """))
+    info = root / "ftreg_badsig-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ftreg-badsig\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ftreg]\nftreg_badsig = ftreg_badsig\n")
+    env = {"PYTHONPATH": str(root), "FTREG_LOAD_PLUGINS": "ftreg-badsig"}
+    result = run_ftreg("plugins", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    [info] = [i for i in json.loads(result.stdout) if i["name"] == "ftreg_badsig"]
+    assert "PluginValidationError" in info["error"] and "something_else" in info["error"]
+    assert run_ftreg("--help", env=env).returncode == 0
+
+
+def test_an_option_with_a_table_default_is_described(register_plugin):
+    from dataclasses import dataclass
+
+    from ftreg import StrategyOptions, TrainingStrategy, option
+
+    @dataclass(frozen=True)
+    class TableOptions(StrategyOptions):
+        weights: dict = option({"a": 1}, "Per-source weights.")
+
+    class TableStrategy(TrainingStrategy):
+        name = "tabled"
+        options_class = TableOptions
+
+    assert TableOptions.describe()[0]["default"] == {"a": 1}
+    json.dumps(TableOptions.describe())  # what `ftreg plugins --strategy S --json` prints

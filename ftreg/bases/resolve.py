@@ -19,7 +19,7 @@ from ftreg.files import sha256_file
 from ftreg.hub_errors import hub_errors
 from ftreg.registry import Registry, parse_ref
 
-# The files that decide what a base computes from a given text: architecture and tokenizer.
+# The architecture and tokenizer files; with the weight files they decide what a base computes.
 FINGERPRINT_FILES = ("config.json", "tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json")
 # What is fetched from the Hub: weights as safetensors, configs and tokenizer files, never pickles.
 HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "*.model"]
@@ -53,15 +53,13 @@ def fingerprint_matches(recorded: str, base: ResolvedBase) -> bool:
 
 def _config_digest(path: Path) -> bytes:
     """The config and tokenizer files' digest (all ftreg 0.1 fingerprinted)."""
+    if not (path / "config.json").is_file():
+        raise ArtifactError(f"{path} has no config.json: not a Hugging Face model directory")
     digest = hashlib.sha256()
-    found = False
     for name in FINGERPRINT_FILES:
         file = path / name
         if file.is_file():
-            found = True
             digest.update(name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
-    if not found:
-        raise ArtifactError(f"{path} has no config.json: not a Hugging Face model directory")
     return digest.digest()
 
 

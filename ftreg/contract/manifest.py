@@ -153,6 +153,12 @@ def manifest_problems(manifest: object) -> list[str]:
         for name, value in metrics.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 problems.append(f"metrics.{name} must be a finite number, not {value!r}")
+    try:
+        json.dumps(manifest, allow_nan=False)
+    except ValueError:
+        problems.append("it holds a number that is not finite (NaN or infinity), which JSON cannot express")
+    except TypeError as error:
+        problems.append(f"it holds a value JSON cannot express ({error})")
     for key in ("config", "base_source", "plugin_versions"):
         if not isinstance(manifest.get(key, {}), dict):
             problems.append(f"{key} must be an object")

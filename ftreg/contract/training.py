@@ -46,11 +46,8 @@ class EncodedExample:
 class ResolvedBase:
     ref: str  # what adapters record: a registry ref, a Hub id@commit, or a directory
     path: Path  # a local directory in Hugging Face layout
-    fingerprint: str  # sha256 over the files that decide what the base computes (config, tokenizer)
+    fingerprint: str  # sha256 over what decides what the base computes: config, tokenizer and weights
     source: dict[str, Any]  # {"type": "registry"|"hub"|"path"|"plugin", ...}
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "fingerprint": self.fingerprint, **self.source}
 
 
 class StrategyOptions:
@@ -86,7 +83,12 @@ class StrategyOptions:
         """Each option's name, type, default and help, for help screens."""
         hints = typing.get_type_hints(cls)
         return [
-            {"name": f.name, "type": _type_name(hints[f.name]), "default": f.default, "help": f.metadata.get("help", "")}
+            {
+                "name": f.name,
+                "type": _type_name(hints[f.name]),
+                "default": f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING else f.default,
+                "help": f.metadata.get("help", ""),
+            }
             for f in fields(cls)  # type: ignore[arg-type]
         ]
 

@@ -8,6 +8,7 @@ from typing import Any
 from ftreg.contract import IGNORE_INDEX, EncodedExample
 from ftreg.datasets.encoding import encode
 from ftreg.datasets.loading import LoadedDataset
+from ftreg.errors import DatasetError
 
 LOSS_OPEN, LOSS_CLOSE = "[[", "]]"
 
@@ -15,6 +16,8 @@ LOSS_OPEN, LOSS_CLOSE = "[[", "]]"
 def check_report(dataset: LoadedDataset, tokenizer: Any, max_length: int) -> dict[str, Any]:
     """Sizes, token-length statistics, truncation, and one example with its loss-carrying tokens marked."""
     untruncated, _ = encode(dataset.examples, tokenizer, max_length=10**9)
+    if not untruncated:
+        raise DatasetError(f"{dataset.path}: no example has a token that carries loss; nothing could be trained on it")
     lengths = sorted(len(encoded.input_ids) for encoded in untruncated)
     first, _ = encode(dataset.examples[:1], tokenizer, max_length)
     return {

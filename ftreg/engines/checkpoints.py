@@ -8,10 +8,8 @@ resuming from it (and skipped for the next older one).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 from ftreg.files import artifact_files, fsync_file, sha256_file
@@ -62,11 +60,3 @@ def checkpoint_problem(directory: Path) -> str | None:
             return f"{rel} does not match its recorded sha256"
     return None
 
-
-def move_into_place(source: Path, target: Path) -> None:
-    """Rename a complete checkpoint to ``target``, replacing one left there by an earlier attempt."""
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(target, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.rename(source, target)

@@ -16,8 +16,9 @@ from typing import Any
 
 from ftreg.contract import TrainJob, TrainSpec
 from ftreg.engines.batching import packing_collator, to_dataset
-from ftreg.engines.checkpoints import move_into_place, prune_checkpoints, seal_checkpoint
+from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.metrics import finish_metrics, write_loss_log
+from ftreg.files import replace_directory
 
 TRAINING_ARGS_FILE = "training_args.json"  # the effective arguments, as JSON: never a pickled .bin
 
@@ -183,7 +184,7 @@ def _checkpoint_publisher(staging: Path, checkpoints: Path, keep: int) -> Any:
             name = f"checkpoint-{state.global_step}"
             if (staging / name).is_dir():  # only the process that saves has one
                 seal_checkpoint(staging / name)
-                move_into_place(staging / name, checkpoints / name)
+                replace_directory(staging / name, checkpoints / name)  # one an earlier attempt left goes
                 prune_checkpoints(checkpoints, keep)
 
     return PublishCheckpoints()

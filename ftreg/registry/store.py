@@ -146,11 +146,7 @@ class Registry:
         """
         found: list[tuple[Path, str]] = []
         with dbmod.write(self.db):
-            listed = {(name, version) for name, version in self.db.execute("SELECT name, version FROM versions")}
-            for directory in sorted(self.store.glob("*/v*")) if self.store.is_dir() else []:
-                number = directory.name[1:]
-                if directory.is_dir() and number.isdigit() and (directory.parent.name, int(number)) not in listed:
-                    found.append((directory, "not a listed version (left by an interrupted publish or rm)"))
+            found += [(directory, "not a listed version (left by an interrupted publish or rm)") for directory in self.unlisted_versions()]
             for path in sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []:
                 if path.suffix != ".lock" and self._stale(path):
                     found.append((path, "a staging directory no live process uses"))
@@ -174,6 +170,15 @@ class Registry:
                 return True
         except (FileNotFoundError, Timeout):
             return False
+
+    def unlisted_versions(self) -> list[Path]:
+        """Version directories in the store that the index does not list (a publish or rm cut short)."""
+        listed = {(name, version) for name, version in self.db.execute("SELECT name, version FROM versions")}
+        return [
+            directory
+            for directory in (sorted(self.store.glob("*/v*")) if self.store.is_dir() else [])
+            if directory.is_dir() and directory.name[1:].isdigit() and (directory.parent.name, int(directory.name[1:])) not in listed
+        ]
 
     def _stale(self, path: Path) -> bool:
         """Not modified for STALE_AFTER_S and its lock free (trash is always stale)."""
@@ -313,14 +318,14 @@ class Registry:
 
     def published_by_run(self, run_id: str) -> Entry | None:
         """The version training run ``run_id`` published, if any."""
-        row = self.db.execute("SELECT name, version FROM versions WHERE json_extract(manifest, '$.run') = ?", (run_id,)).fetchone()
+        row = self.db.execute(f"SELECT name, version FROM versions WHERE {_json_field('run')} = ?", (run_id,)).fetchone()
         return self.resolve(Ref(row[0], version=row[1])) if row else None
 
     def dependents(self, entry: Entry) -> list[tuple[str, str]]:
         """The versions that name ``entry`` as their base or their parent: (ref, "base" or "parent")."""
         rows = self.db.execute(
-            "SELECT name, version, base = ?, json_extract(manifest, '$.parent') = ? FROM versions"
-            " WHERE base = ? OR json_extract(manifest, '$.parent') = ? ORDER BY name, version",
+            f"SELECT name, version, base = ?, {_json_field('parent')} = ? FROM versions"
+            f" WHERE base = ? OR {_json_field('parent')} = ? ORDER BY name, version",
             (entry.ref,) * 4,
         )
         return [(f"{name}-v{version}", "base" if is_base else "parent") for name, version, is_base, _ in rows]
@@ -409,6 +414,11 @@ class Registry:
     def differences(self, left: Entry, right: Entry) -> list[dict[str, Any]]:
         """Each lineage field, setting and metric that differs between two versions."""
         return lineage.differences(left, right)
+
+
+def _json_field(key: str) -> str:
+    """SQL for one manifest field; a damaged row (not valid JSON) reads as NULL instead of failing the query."""
+    return f"CASE WHEN json_valid(manifest) THEN json_extract(manifest, '$.{key}') END"
 
 
 def _check_safetensors(path: Path) -> None:

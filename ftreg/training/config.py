@@ -100,6 +100,8 @@ def effective_spec(
             else:
                 file_tables[key] = value
     settings.update(file_settings)
+    if "options" in flags:
+        raise ConfigError("a strategy's options are passed on their own (`options`), not among the shared settings")
     settings.update(flags)
     missing = [key for key in REQUIRED if not settings.get(key)]
     if missing:

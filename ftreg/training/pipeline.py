@@ -18,21 +18,21 @@ from ftreg.card import write_model_card
 from ftreg.contract import TrainJob, TrainSpec
 from ftreg.datasets.encoding import encode, split
 from ftreg.datasets.loading import LoadedDataset, load_dataset
-from ftreg.errors import ConfigError, DatasetError, TrainingDiverged
+from ftreg.errors import ArtifactError, ConfigError, DatasetError, TrainingDiverged
 from ftreg.registry import Entry, Registry
 from ftreg.training.config import upgrade_settings, with_strategy_options
 from ftreg.training.runs import Run, load_run, start_run
 
 
-def _quiet(message: str) -> None:
-    pass
+def quiet(message: str) -> None:
+    """A ``notify`` that says nothing."""
 
 
 def train(
     spec: TrainSpec,
     registry: Registry,
     show_progress: bool = True,
-    notify: Callable[[str], None] = _quiet,
+    notify: Callable[[str], None] = quiet,
     parent: Entry | None = None,
     resume: Run | None = None,
 ) -> Entry | None:
@@ -76,11 +76,13 @@ def train(
         raise ConfigError(f"{dataset.path} has changed since run {resume.id} started; resuming would train on different data")
 
     run = None
+    resume_from = None
     if resume is not None:
         resume.lock()  # two `--resume` of one run would overwrite each other's checkpoints
-    resume_from = resume.checkpoint_to_resume(notify) if resume else None
-    if resume is not None and resume_from is None:
-        raise ConfigError(f"run {resume.id} has no undamaged checkpoint to resume from")
+        resume_from = resume.checkpoint_to_resume(notify)
+        if resume_from is None:
+            resume.unlock()
+            raise ConfigError(f"run {resume.id} has no undamaged checkpoint to resume from")
     if is_main_process():  # one run record per training, kept by the rank that publishes
         run = resume or start_run(registry, spec.to_dict(), parent.ref if parent else None)
         if resume is None:
@@ -107,6 +109,8 @@ def train(
             )
             plugins.call("on_train_start", job=job)
             metrics = {**strategy.train(job), "truncated_examples": truncated}
+            if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in metrics.values()):
+                raise ArtifactError(f"strategy {strategy.name!r} returned metrics that are not all numbers: {metrics!r}")
             diverged = sorted(key for key, value in metrics.items() if not math.isfinite(value))
             if diverged:
                 raise TrainingDiverged(f"training diverged ({', '.join(f'{key}={metrics[key]}' for key in diverged)}); nothing was published: lower `learning_rate` or `max_grad_norm`")
@@ -152,7 +156,7 @@ def train(
 
 
 def resume(
-    run_id: str, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = _quiet
+    run_id: str, registry: Registry, show_progress: bool = True, notify: Callable[[str], None] = quiet
 ) -> Entry | None:
     """Continue an interrupted or failed run from its newest complete checkpoint, with the settings it started with."""
     run = load_run(registry, run_id)  # a run killed after it published reads as finished
