@@ -21,11 +21,11 @@ quickstart: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/quickstart.sh
 
 test: install
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q
 
 # Every test that trains nothing: what to run after each change (under a minute).
 test-fast: install
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check ftreg bench scripts

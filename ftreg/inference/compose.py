@@ -128,7 +128,7 @@ def _check_adapter_keys(model: Any, entry: Entry) -> None:
     from peft import get_peft_model_state_dict
     from safetensors import safe_open
 
-    expected = set(get_peft_model_state_dict(model))
+    expected = set(get_peft_model_state_dict(model, save_embedding_layers=False))  # "auto" would ask the Hub about the base
     with safe_open(str(entry.path / "adapter_model.safetensors"), "pt") as weights:
         found = set(weights.keys())
     if expected != found:

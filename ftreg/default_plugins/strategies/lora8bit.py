@@ -91,7 +91,8 @@ class Lora8bitStrategy(TrainingStrategy):
             metrics = run_trainer(model, job)
         finally:
             bnb_logger.setLevel(level)
-        model.save_pretrained(job.output_dir)
+        # LoRA never trains the embeddings: saying so stops peft from fetching the base's config to check its vocabulary.
+        model.save_pretrained(job.output_dir, save_embedding_layers=False)
         # The base's tokenizer travels with the adapter: AutoTokenizer.from_pretrained(adapter) works.
         AutoTokenizer.from_pretrained(job.base.path).save_pretrained(job.output_dir)
         return metrics
