@@ -76,6 +76,7 @@ def register_plugin() -> Iterator[Callable[[object, str], None]]:
 class FakeOptions(StrategyOptions):
     loss: float = option(1.0, "The training loss the fake run reports at every step.")
     steps: int = option(3, "How many steps the fake run logs.")
+    poison: bool = option(False, "Write weights holding NaN, as a diverged run would.")
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -97,7 +98,7 @@ class FakeStrategy(TrainingStrategy):
         for step in range(1, job.options.steps + 1):
             job.log(step, {"loss": job.options.loss})
         if self.kind == "adapter":
-            write_zero_lora(job.base.path, job.output_dir)
+            write_zero_lora(job.base.path, job.output_dir, poison=job.options.poison)
         else:
             for name in _BASE_FILES:
                 if (job.base.path / name).is_file():
@@ -107,8 +108,8 @@ class FakeStrategy(TrainingStrategy):
         return {"train_loss": job.options.loss, "train_steps": float(job.options.steps)}
 
 
-def write_zero_lora(base: Path, out: Path, rank: int = 2) -> None:
-    """A LoRA adapter for the GPT-2 in ``base`` whose B matrices are zero: valid, and a no-op."""
+def write_zero_lora(base: Path, out: Path, rank: int = 2, poison: bool = False) -> None:
+    """A LoRA adapter for the GPT-2 in ``base`` whose B matrices are zero: valid, and a no-op (NaN with ``poison``)."""
     import numpy as np
     from safetensors.numpy import save_file
 
@@ -119,7 +120,7 @@ def write_zero_lora(base: Path, out: Path, rank: int = 2) -> None:
         for module, (inputs, outputs) in _LORA_SHAPES.items():
             prefix = f"base_model.model.transformer.h.{layer}.{module}"
             tensors[f"{prefix}.lora_A.weight"] = np.full((rank, inputs * width), 0.01, dtype=np.float32)
-            tensors[f"{prefix}.lora_B.weight"] = np.zeros((outputs * width, rank), dtype=np.float32)
+            tensors[f"{prefix}.lora_B.weight"] = np.full((outputs * width, rank), np.nan if poison else 0.0, dtype=np.float32)
     save_file(tensors, str(out / "adapter_model.safetensors"))
     adapter_config: dict[str, Any] = {
         "peft_type": "LORA",

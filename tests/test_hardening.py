@@ -34,6 +34,7 @@ TRAIN = ["train", "--strategy", "fake-adapter", "--name", "x"]
         (["--seed", "-1"], "seed must be in [0, 2**32), got -1"),
         (["--seed", str(2**32)], "seed must be in [0, 2**32), got 4294967296"),
         (["-o", "loss=nan", "-o", "steps=1"], "training diverged (train_loss=nan); nothing was published: lower --learning-rate or --max-grad-norm"),
+        (["-o", "poison=true"], "training diverged (adapter_model.safetensors=non-finite); nothing was published"),
     ],
 )
 def test_non_finite_and_out_of_range_settings_are_refused(cli_run, fake_strategies, embedded_base, registry, dataset, args, message):
@@ -509,3 +510,15 @@ def test_settings_refuse_options_among_shared_settings():
     with pytest.raises(ftreg.ConfigError, match="a strategy's options are passed on their own"):
         ftreg.settings({"strategy": "lora8bit", "dataset": "builtin:support", "name": "x", "options": {"r": 4}})
     assert ftreg.settings({"strategy": "lora8bit", "dataset": "builtin:support", "name": "x"}, options={"r": 4}).options["r"] == 4
+
+
+def test_a_hub_file_name_that_leaves_the_download_folder_is_one_line(hub, cli_run, registry, tmp_path):
+    weights = safetensors_bytes("w")
+    _upload("mallory/traverse", {"model.safetensors": weights, "config.json": b"{}"}, tmp_path)
+    repo = hub.store.repos[("model", "mallory/traverse")]
+    head = repo["branches"]["main"]
+    repo["commits"][head]["files"]["../../escape.json"] = hub.store.put_blob(b"{}")
+    hub.store.save(repo)
+    result = cli_run("pull", "mallory/traverse", "--name", "t")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert registry.entries() == [] and not (tmp_path.parent / "escape.json").exists()

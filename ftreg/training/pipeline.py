@@ -10,6 +10,7 @@ import math
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ftreg import plugins
@@ -111,9 +112,9 @@ def train(
             metrics = {**strategy.train(job), "truncated_examples": truncated}
             if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in metrics.values()):
                 raise ArtifactError(f"strategy {strategy.name!r} returned metrics that are not all numbers: {metrics!r}")
-            diverged = sorted(key for key, value in metrics.items() if not math.isfinite(value))
+            diverged = [f"{key}={value}" for key, value in sorted(metrics.items()) if not math.isfinite(value)] + _non_finite_weights(out)
             if diverged:
-                raise TrainingDiverged(f"training diverged ({', '.join(f'{key}={metrics[key]}' for key in diverged)}); nothing was published: lower `learning_rate` or `max_grad_norm`")
+                raise TrainingDiverged(f"training diverged ({', '.join(diverged)}); nothing was published: lower `learning_rate` or `max_grad_norm`")
             plugins.call("on_train_end", job=job, metrics=metrics)
             if run is None:
                 return None  # under torchrun/accelerate every rank trains; rank 0 publishes
@@ -153,6 +154,19 @@ def train(
             if held is not None:
                 held.unlock()
     return entry
+
+
+def _non_finite_weights(directory: Path) -> list[str]:
+    """The weight files in ``directory`` holding NaN or infinity: a version made of them is no model."""
+    import torch
+    from safetensors import safe_open
+
+    found = []
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as weights:
+            if not all(bool(torch.isfinite(weights.get_tensor(name)).all()) for name in weights.keys()):
+                found.append(f"{file.name}=non-finite")
+    return found
 
 
 def resume(
