@@ -39,6 +39,6 @@ def test_library_messages_name_settings_not_flags(registry):
 def test_settings_and_train_take_an_entry_or_a_reference(fake_adapter, registry):
     by_entry = ftreg.settings(parent=fake_adapter, registry=registry)
     by_ref = ftreg.settings(parent=fake_adapter.ref, registry=registry)
-    assert by_entry == by_ref and by_entry.options == {"loss": 1.0, "steps": 3}
+    assert by_entry == by_ref and by_entry.options == {"loss": 1.0, "steps": 3, "poison": False}
     again = ftreg.train(by_entry, registry=registry, parent=fake_adapter, show_progress=False)
     assert again.ref == "fa-v2" and again.manifest["parent"] == "fa-v1"

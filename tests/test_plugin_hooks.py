@@ -21,19 +21,19 @@ def test_a_strategy_receives_its_options_from_o_and_from_config(cli_run, fake_st
     result = cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa", "-o", "loss=0.25")
     assert result.exit_code == 0, result.output
     entry = registry.resolve("fa-v1")
-    assert entry.config["options"] == {"loss": 0.25, "steps": 3}  # every option, the default included
+    assert entry.config["options"] == {"loss": 0.25, "steps": 3, "poison": False}  # every option, the default included
     assert entry.metrics["train_loss"] == 0.25  # the option was applied, not only recorded
     config = tmp_path / "run.toml"
     config.write_text(f'strategy = "fake-adapter"\ndataset = "{dataset}"\nname = "fa"\n[fake-adapter]\nloss = 0.5\nsteps = 2\n')
     assert cli_run("train", "--config", config).exit_code == 0
     second = registry.resolve("fa-v2")
-    assert second.config["options"] == {"loss": 0.5, "steps": 2} and second.metrics["train_loss"] == 0.5
+    assert second.config["options"] == {"loss": 0.5, "steps": 2, "poison": False} and second.metrics["train_loss"] == 0.5
     # -o overrides the file's table; both appear in show and in the model card.
     assert cli_run("train", "--config", config, "-o", "steps=4").exit_code == 0
-    assert registry.resolve("fa-v3").config["options"] == {"loss": 0.5, "steps": 4}
+    assert registry.resolve("fa-v3").config["options"] == {"loss": 0.5, "steps": 4, "poison": False}
     shown = json.loads(cli_run("show", "fa-v3", "--json").stdout)
-    assert shown["config"]["options"] == {"loss": 0.5, "steps": 4}
-    assert '"options": {"loss": 0.5, "steps": 4}' in cli_run("show", "fa-v3").stdout
+    assert shown["config"]["options"] == {"loss": 0.5, "steps": 4, "poison": False}
+    assert '"options": {"loss": 0.5, "poison": false, "steps": 4}' in cli_run("show", "fa-v3").stdout
     card = (registry.resolve("fa-v3").path / CARD).read_text()
     assert "| `options.steps` | `4` |" in card and "| `options.loss` | `0.5` |" in card
 
