@@ -21,9 +21,13 @@ TARGET_S = 0.5
 
 
 def fill(registry: Registry, versions: int) -> None:
+    import numpy as np
+    from safetensors.numpy import save
+
     for i in range(versions):
         with registry.staging() as stage:
-            (stage / "adapter_model.safetensors").write_bytes(os.urandom(256))
+            # A small valid safetensors file (publish parses it), different for every version.
+            (stage / "adapter_model.safetensors").write_bytes(save({"w": np.frombuffer(os.urandom(256), dtype=np.uint8).copy()}))
             registry.publish(
                 stage, name=f"model-{i % 10}", kind="adapter", base="tiny-gpt2-v1", strategy="lora8bit",
                 metrics={"eval_loss": 1.0 + i / versions, "train_loss": 2.0}, config={"learning_rate": 2e-4, "epochs": 1},

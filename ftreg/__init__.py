@@ -1,47 +1,37 @@
 """ftreg: a registry of fine-tuned GPT-2 adapters and checkpoints, extended by plugins.
 
 The public API (docs/python-api.md) is what this module exports; the command line uses nothing
-else. Importing ftreg is cheap: nothing here loads torch or transformers.
+else. Each name is imported from its home on first use (PEP 562), so ``import ftreg`` is cheap
+and a command pays only for the parts it touches; nothing here loads torch or transformers.
 """
 
-from ftreg.api import (
-    add_plugin_commands,
-    check_dataset,
-    dataset_formats,
-    export,
-    gc,
-    init_base,
-    load,
-    plugin_infos,
-    pull,
-    push,
-    resume,
-    runs,
-    settings,
-    train,
-    training_strategies,
-)
-from ftreg.contract import Entry, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
-from ftreg.errors import (
-    ArtifactError,
-    BaseMismatch,
-    ConfigError,
-    DatasetError,
-    FtregError,
-    InvalidName,
-    PluginWarning,
-    RegistryConflict,
-    RegistryError,
-    TrainingDiverged,
-    UnknownPlugin,
-    UnknownReference,
-)
-from ftreg.hookspecs import hookimpl
-from ftreg.inference.compose import Composed, GenerationOptions
-from ftreg.registry import Registry
-from ftreg.training.config import MOVED_TO_OPTIONS, SettingsWarning
-from ftreg.training.runs import Run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ftreg.version import __version__
+
+# name -> (module, attribute)
+_EXPORTS = {
+    **{name: ("ftreg.api", name) for name in (
+        "check_dataset", "export", "gc", "init_base", "load", "pull", "push", "resume", "runs", "settings", "train",
+    )},
+    **{name: ("ftreg.plugins", name) for name in ("dataset_formats", "plugin_infos", "training_strategies")},
+    "add_plugin_commands": ("ftreg.plugins", "register_commands"),
+    **{name: ("ftreg.contract", name) for name in ("Entry", "Ref", "StrategyOptions", "TrainingStrategy", "TrainSpec", "option", "parse_ref")},
+    **{name: ("ftreg.errors", name) for name in (
+        "ArtifactError", "BaseMismatch", "ConfigError", "DatasetError", "FtregError", "InvalidName", "PluginWarning",
+        "RegistryConflict", "RegistryError", "TrainingDiverged", "UnknownPlugin", "UnknownReference",
+    )},
+    "hookimpl": ("ftreg.hookspecs", "hookimpl"),
+    "Composed": ("ftreg.inference.compose", "Composed"),
+    "GenerationOptions": ("ftreg.inference.options", "GenerationOptions"),
+    "Registry": ("ftreg.registry", "Registry"),
+    "MOVED_TO_OPTIONS": ("ftreg.training.config", "MOVED_TO_OPTIONS"),
+    "SettingsWarning": ("ftreg.training.config", "SettingsWarning"),
+    "Run": ("ftreg.training.runs", "Run"),
+}
 
 __all__ = [
     "MOVED_TO_OPTIONS",
@@ -87,3 +77,43 @@ __all__ = [
     "train",
     "training_strategies",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ftreg' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from ftreg.api import check_dataset, export, gc, init_base, load, pull, push, resume, runs, settings, train
+    from ftreg.contract import Entry, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
+    from ftreg.errors import (
+        ArtifactError,
+        BaseMismatch,
+        ConfigError,
+        DatasetError,
+        FtregError,
+        InvalidName,
+        PluginWarning,
+        RegistryConflict,
+        RegistryError,
+        TrainingDiverged,
+        UnknownPlugin,
+        UnknownReference,
+    )
+    from ftreg.hookspecs import hookimpl
+    from ftreg.inference.compose import Composed
+    from ftreg.inference.options import GenerationOptions
+    from ftreg.plugins import dataset_formats, plugin_infos, training_strategies
+    from ftreg.plugins import register_commands as add_plugin_commands
+    from ftreg.registry import Registry
+    from ftreg.training.config import MOVED_TO_OPTIONS, SettingsWarning
+    from ftreg.training.runs import Run

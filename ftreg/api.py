@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ftreg import plugins
 from ftreg.bases.embedded import BaseRecipe, build_embedded_base, ensure_embedded_base
 from ftreg.bases.resolve import context_length, resolve_base
-from ftreg.contract import DatasetFormat, Entry, TrainingStrategy, TrainSpec
+from ftreg.contract import Entry, TrainSpec
 from ftreg.datasets.check import check_report
 from ftreg.datasets.loading import load_dataset
 from ftreg.hub import pull as _pull
@@ -159,23 +158,3 @@ def gc(*, remove: bool = False, registry: Registry | None = None) -> list[tuple[
         for path, _ in runs_garbage:
             shutil.rmtree(path, ignore_errors=True)
     return runs_garbage + registry.garbage(remove=remove)
-
-
-def plugin_infos() -> list[plugins.PluginInfo]:
-    """Every plugin, loaded or broken: name, version, hooks, error."""
-    return plugins.plugin_infos()
-
-
-def dataset_formats() -> dict[str, DatasetFormat]:
-    """Every registered dataset format, by name."""
-    return plugins.dataset_formats()
-
-
-def training_strategies() -> dict[str, TrainingStrategy]:
-    """Every registered training strategy, by name."""
-    return plugins.training_strategies()
-
-
-def add_plugin_commands(cli: Any) -> None:
-    """Let plugins add their commands to a click group (``register_commands``)."""
-    plugins.register_commands(cli)

@@ -100,7 +100,11 @@ NEEDS_EXISTING_REGISTRY = {"list", "show", "history", "diff", "verify", "runs", 
 
 def _echo_json(data: Any) -> None:
     """Strict JSON: a non-finite number (which JSON cannot express) is printed as null."""
-    click.echo(json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False))
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError:  # rare (a record from before publish refused them): walk the data only then
+        text = json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False)
+    click.echo(text)
 
 
 def _finite(value: Any) -> Any:

@@ -53,3 +53,14 @@ def test_the_cli_uses_only_the_public_api():
             assert name in ftreg.__all__, name
     for attribute in set(re.findall(r"(?<![\"\w.])ftreg\.(\w+)", source)):
         assert attribute in ftreg.__all__, f"cli.py uses ftreg.{attribute}, which the public API does not export"
+
+
+def test_every_public_name_resolves_and_import_ftreg_stays_light():
+    import subprocess
+    import sys
+
+    import ftreg
+
+    assert all(getattr(ftreg, name) is not None for name in ftreg.__all__)
+    probe = "import sys, ftreg; print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets', 'bitsandbytes', 'ftreg.api') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
