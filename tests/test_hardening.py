@@ -522,3 +522,21 @@ def test_a_hub_file_name_that_leaves_the_download_folder_is_one_line(hub, cli_ru
     result = cli_run("pull", "mallory/traverse", "--name", "t")
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert registry.entries() == [] and not (tmp_path.parent / "escape.json").exists()
+
+
+def test_a_registry_on_a_read_only_directory_is_one_line(cli_run, registry):
+    """chattr +i makes a directory read-only even for root (plain chmod does not stop root)."""
+    import shutil
+    import subprocess
+
+    publish_files(registry, "a")
+    registry.close()
+    for sidecar in ("registry.db-wal", "registry.db-shm"):
+        (registry.home / sidecar).unlink(missing_ok=True)
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(registry.home)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem cannot make a directory immutable")
+    try:
+        _one_line(cli_run("list"), "the registry index cannot be used")
+        _one_line(cli_run("tag", "a-v1", "prod"), "the registry index cannot be used")
+    finally:
+        subprocess.run(["chattr", "-i", str(registry.home)], check=True)
