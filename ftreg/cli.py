@@ -459,7 +459,21 @@ def train(ctx: click.Context, config_file: Path | None, parent: str | None, prin
         with contextlib.redirect_stdout(sys.stderr):
             entry = ftreg.train(spec, registry=registry, parent=parent, notify=notify)
     if entry is not None:
+        click.echo(_summary(entry), err=True)
         click.echo(entry.ref)
+
+
+def _summary(entry: ftreg.Entry) -> str:
+    """The run in one line: losses, perplexity, throughput, time and where the version is."""
+    m = entry.metrics
+    parts = [f"{key} {m[key]:.4g}" for key in ("train_loss", "eval_loss") if key in m]
+    if "eval_loss" in m:
+        parts.append(f"eval perplexity {math.exp(min(m['eval_loss'], 50)):.4g}")
+    if "train_tokens_per_s" in m:
+        parts.append(f"{m['train_tokens_per_s']:,.0f} tokens/s")
+    if "train_runtime_s" in m:
+        parts.append(f"{m['train_runtime_s']:.0f} s")
+    return f"published {entry.ref} ({entry.path}): " + ", ".join(parts)
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ftreg.contract import IGNORE_INDEX, EncodedExample
@@ -19,6 +20,24 @@ def packing_collator() -> Any:
     from transformers import DataCollatorWithFlattening
 
     return DataCollatorWithFlattening(separator_id=IGNORE_INDEX)
+
+
+@contextmanager
+def packed_training(model: Any) -> Iterator[None]:
+    """Prepare ``model`` for packed batches, and put back what the record must keep.
+
+    Packed batches hold no padding, so the model is told it has no pad token for the while: its
+    padding check (GPT-2's pad is its end-of-text token, which ends every packed example) would
+    otherwise warn about padding there is not. The loss is named, since GPT-2's config names none.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    pad_token_id = base.config.pad_token_id
+    base.config.pad_token_id = None
+    base.loss_type = "ForCausalLM"
+    try:
+        yield
+    finally:
+        base.config.pad_token_id = pad_token_id  # saved with a checkpoint: it must be the base's
 
 
 def micro_batches(examples: list[EncodedExample], batch_size: int, seed: int) -> Iterator[list[EncodedExample]]:

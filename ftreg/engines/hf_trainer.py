@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftreg.contract import TrainJob, TrainSpec
-from ftreg.engines.batching import packing_collator, to_dataset
+from ftreg.engines.batching import packed_training, packing_collator, to_dataset
 from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.metrics import finish_metrics, write_loss_log
 from ftreg.files import replace_directory
@@ -87,15 +87,18 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
             callbacks=callbacks,
         )
         totals.trainer = trainer
+        _one_progress_bar(trainer, job.show_progress)
         # Resuming restores weights, optimizer, scheduler, RNG states and the data position; the
         # Trainer reads those files with torch.load(weights_only=True), never as pickles.
-        result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+        with packed_training(model):
+            result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         # A resumed run reports what an uninterrupted one would: the loss averaged over every step,
         # and throughput over the whole run's tokens and time, not only this process's share.
         runtime = totals.runtime_s()
         history: list[dict[str, Any]] = trainer.state.log_history
         if evaluates and not any(entry.get("step") == result.global_step and "eval_loss" in entry for entry in history):
-            trainer.evaluate()  # the final weights' eval loss, unless the last step evaluated already
+            with packed_training(model):
+                trainer.evaluate()  # the final weights' eval loss, unless the last step evaluated already
         evaluations = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
         tokens_seen = sum(len(e.input_ids) for e in job.train) * trainer.state.epoch
         metrics: dict[str, Any] = {
@@ -155,6 +158,24 @@ def _run_totals(resume_from: Path | None) -> Any:
                 (checkpoint / TOTALS_FILE).write_text(json.dumps(totals) + "\n")
 
     return RunTotals()
+
+
+def _one_progress_bar(trainer: Any, show: bool) -> None:
+    """Keep the Trainer's training bar, without the dicts it prints at every log or a bar per evaluation:
+    the run's numbers reach the user in the summary at the end, and plugins through on_train_log."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class TrainingBar(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+
+        def on_prediction_step(self, args: Any, state: Any, control: Any, eval_dataloader: Any = None, **kwargs: Any) -> None:
+            pass
+
+    trainer.remove_callback(ProgressCallback)
+    if show:
+        trainer.add_callback(TrainingBar())
 
 
 def _log_bridge(job: TrainJob) -> Any:

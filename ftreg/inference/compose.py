@@ -13,7 +13,7 @@ from typing import Any
 from ftreg import plugins
 from ftreg.bases.resolve import fingerprint_matches, resolve_base
 from ftreg.contract import Entry
-from ftreg.engines.quiet import peft_deprecations_silenced
+from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
 from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
 from ftreg.inference.options import GenerationOptions
 from ftreg.registry import Registry
@@ -90,6 +90,7 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    no_loading_bars()
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     model: Any = AutoModelForCausalLM.from_pretrained(resolved.path)
     description = resolved.ref

@@ -23,6 +23,9 @@ class FullFp16Strategy(TrainingStrategy):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ftreg.engines.hf_trainer import run_trainer
+        from ftreg.engines.quiet import no_loading_bars
+
+        no_loading_bars()
 
         if torch.cuda.is_available():
             precision = {"fp16": True, "optim": "adamw_torch_fused"}

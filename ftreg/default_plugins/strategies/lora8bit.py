@@ -49,9 +49,10 @@ class Lora8bitStrategy(TrainingStrategy):
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
         from ftreg.engines.hf_trainer import run_trainer
-        from ftreg.engines.quiet import peft_deprecations_silenced
+        from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
 
         assert isinstance(job.options, LoraOptions)
+        no_loading_bars()
         options = job.options
         device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
         model: Any = AutoModelForCausalLM.from_pretrained(

@@ -54,11 +54,14 @@ class ScratchStrategy(TrainingStrategy):
         from tqdm.auto import tqdm
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ftreg.engines.batching import packed_training
         from ftreg.engines.loop import train_loop
         from ftreg.engines.metrics import finish_metrics, write_loss_log
         from ftreg.engines.optim import total_steps
+        from ftreg.engines.quiet import no_loading_bars
 
         assert isinstance(job.options, ScratchOptions)
+        no_loading_bars()
         spec, options = job.spec, job.options
         tokenizer = AutoTokenizer.from_pretrained(job.base.path)
         if options.init:
@@ -70,10 +73,11 @@ class ScratchStrategy(TrainingStrategy):
         model.to(device)
         steps = total_steps(len(job.train), spec.batch_size, spec.grad_accum, spec.epochs, spec.max_steps)
         with tqdm(total=steps, desc="Training", unit="step", disable=not job.show_progress) as progress:
-            result = train_loop(
-                model, spec, job.train, job.eval,
-                patience=options.patience, progress=progress, checkpoint_dir=job.checkpoint_dir, resume_from=job.resume_from, log=job.log,
-            )
+            with packed_training(model):
+                result = train_loop(
+                    model, spec, job.train, job.eval,
+                    patience=options.patience, progress=progress, checkpoint_dir=job.checkpoint_dir, resume_from=job.resume_from, log=job.log,
+                )
         if result.stopped_early:
             job.notify(f"scratch: eval loss stopped improving; stopped at step {result.steps}, kept the best weights")
 

@@ -1,0 +1,32 @@
+"""Plain output: training shows one bar and a summary; library noise a user cannot act on is silenced at its source."""
+
+import pytest
+
+from conftest import write_json
+
+NOISE = ("attention_mask", "loss_type", "Loading weights", "Writing model shards", "{'", "eval_runtime", "Warning", "warn")
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_json(tmp_path / "d.json", [{"instruction": f"question {i}", "response": f"answer number {i}"} for i in range(8)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["lora8bit", "full-fp16", "scratch"])
+def test_training_output_is_one_bar_and_a_summary(cli_run, embedded_base, registry, dataset, strategy):
+    result = cli_run("train", "--strategy", strategy, "--dataset", dataset, "--name", "plain", "--max-steps", "3",
+                     "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0.25", "--eval-steps", "1", "--logging-steps", "1")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    noisy = [line for line in lines if any(word in line for word in NOISE)]
+    assert noisy == [], noisy
+    entry = registry.resolve("plain-v1")
+    assert lines[-1].startswith(f"published plain-v1 ({entry.path}): train_loss ") and "eval perplexity" in lines[-1] and "tokens/s" in lines[-1]
+    assert result.stdout == "plain-v1\n"
+
+
+def test_the_summary_names_the_version_and_its_numbers(cli_run, fake_strategies, embedded_base, registry, dataset):
+    result = cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa", "-o", "loss=0.5")
+    assert result.exit_code == 0 and result.stdout == "fa-v1\n"
+    assert result.stderr.strip().splitlines()[-1] == f"published fa-v1 ({registry.resolve('fa-v1').path}): train_loss 0.5"
