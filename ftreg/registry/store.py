@@ -139,7 +139,7 @@ class Registry:
                 lock_path.unlink(missing_ok=True)
 
     def garbage(self, remove: bool = False) -> list[tuple[Path, str]]:
-        """What no version needs: store directories of no listed version, and stale staging or trash.
+        """What no version needs: store directories of no listed version, and stale staging.
 
         Listed (and with ``remove``, deleted) while holding the index's write lock, so no publish
         is between renaming its directory into place and committing it.
@@ -147,18 +147,20 @@ class Registry:
         found: list[tuple[Path, str]] = []
         with dbmod.write(self.db):
             found += [(directory, "not a listed version (left by an interrupted publish or rm)") for directory in self.unlisted_versions()]
-            for path in sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []:
-                if path.suffix != ".lock" and self._stale(path):
-                    found.append((path, "a staging directory no live process uses"))
-                elif path.suffix == ".lock" and self._orphan_lock(path):
-                    found.append((path, "the lock of a staging directory that is gone"))
+            found += self._tmp_leftovers()
             if remove:
                 for path, _ in found:
-                    if path.is_dir():
-                        shutil.rmtree(path, ignore_errors=True)
-                    else:
-                        path.unlink(missing_ok=True)
-                    Path(f"{path}.lock").unlink(missing_ok=True)
+                    _remove(path)
+        return found
+
+    def _tmp_leftovers(self) -> list[tuple[Path, str]]:
+        """What in tmp/ no live process uses: stale staging directories, and locks whose directory is gone."""
+        found = []
+        for path in sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []:
+            if path.suffix != ".lock" and self._stale(path):
+                found.append((path, "a staging directory no live process uses"))
+            elif path.suffix == ".lock" and self._orphan_lock(path):
+                found.append((path, "the lock of a staging directory that is gone"))
         return found
 
     def _orphan_lock(self, path: Path) -> bool:
@@ -181,9 +183,9 @@ class Registry:
         ]
 
     def _stale(self, path: Path) -> bool:
-        """Not modified for STALE_AFTER_S and its lock free (trash is always stale)."""
+        """Not modified for STALE_AFTER_S and its lock free: its process is gone."""
         try:
-            if not path.name.startswith("trash-") and path.lstat().st_mtime > time.time() - STALE_AFTER_S:
+            if path.lstat().st_mtime > time.time() - STALE_AFTER_S:
                 return False
         except FileNotFoundError:
             return False
@@ -194,24 +196,8 @@ class Registry:
             return False  # still in use by a live process
 
     def _sweep_stale(self) -> None:
-        cutoff = time.time() - STALE_AFTER_S
-        for path in self.tmp.iterdir():
-            if path.suffix == ".lock":
-                if self._orphan_lock(path):
-                    path.unlink(missing_ok=True)  # the lock of a staging directory that is gone
-                continue
-            try:
-                if path.lstat().st_mtime > cutoff:
-                    continue
-            except FileNotFoundError:
-                continue
-            lock_path = Path(f"{path}.lock")
-            try:
-                with FileLock(lock_path, timeout=0):
-                    shutil.rmtree(path, ignore_errors=True)
-                    lock_path.unlink(missing_ok=True)
-            except Timeout:
-                pass  # still in use by a live process
+        for path, _ in self._tmp_leftovers():
+            _remove(path)
 
     def publish(
         self,
@@ -414,6 +400,15 @@ class Registry:
     def differences(self, left: Entry, right: Entry) -> list[dict[str, Any]]:
         """Each lineage field, setting and metric that differs between two versions."""
         return lineage.differences(left, right)
+
+
+def _remove(path: Path) -> None:
+    """Delete a leftover directory or file, and the lock beside it."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    Path(f"{path}.lock").unlink(missing_ok=True)
 
 
 def _json_field(key: str) -> str:
