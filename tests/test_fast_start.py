@@ -25,3 +25,33 @@ def test_fast_paths_do_not_import_heavy_modules(args, registry):
     assert result.returncode == 0, result.stderr
     heavy = json.loads(result.stdout.rsplit("HEAVY=", 1)[1])
     assert heavy == []
+
+
+def _imported(*args) -> tuple[subprocess.CompletedProcess, list[str]]:
+    result = subprocess.run([sys.executable, "-c", "import json\n" + PROBE, *args], capture_output=True, text=True, timeout=300)
+    return result, json.loads(result.stdout.rsplit("HEAVY=", 1)[1])
+
+
+@pytest.mark.slow
+def test_generating_with_an_adapter_loads_peft_but_never_bitsandbytes(support_adapter):
+    result, heavy = _imported("generate", "--adapter", "support", "--greedy", "--max-new-tokens", "4", "How do I return an item?")
+    assert result.returncode == 0, result.stderr
+    assert "peft" in heavy and "bitsandbytes" not in heavy, heavy
+    result, heavy = _imported("generate", "--base", "tiny-gpt2", "--greedy", "--max-new-tokens", "4", "Hello")
+    assert result.returncode == 0, result.stderr
+    assert "transformers" in heavy and not {"peft", "bitsandbytes"} & set(heavy), heavy
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "--adapter", "nope", "hi"],
+        ["generate", "--base", "nope-v3", "hi"],
+        ["train", "--strategy", "lora8bit", "--dataset", "missing.jsonl", "--name", "x"],
+        ["export", "nope", "out"],
+    ],
+)
+def test_mistakes_are_reported_before_any_heavy_import(args, registry):
+    publish_files(registry, "support")
+    result, heavy = _imported(*args)
+    assert result.returncode != 0 and heavy == [], (heavy, result.stderr)

@@ -7,6 +7,8 @@ milliseconds with a message instead of producing quiet nonsense.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,14 +97,37 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     model: Any = AutoModelForCausalLM.from_pretrained(resolved.path)
     description = resolved.ref
     if entry is not None:
-        from peft import PeftModel
+        with bitsandbytes_hidden(), peft_deprecations_silenced():
+            from peft import PeftModel
 
-        with peft_deprecations_silenced():
             model = PeftModel.from_pretrained(model, entry.path)
-        _check_adapter_keys(model, entry)
+            _check_adapter_keys(model, entry)
         description = f"{entry.ref} on {resolved.ref}"
     model.eval()
     return Composed(model, tokenizer, template, description)
+
+
+@contextlib.contextmanager
+def bitsandbytes_hidden() -> Iterator[None]:
+    """peft as on a machine without bitsandbytes, unless something loaded it already.
+
+    peft imports bitsandbytes whenever it is installed (it is, for 8-bit training), on import and
+    again while wrapping layers; that costs seconds, and a full-precision model never uses it.
+    An absent entry in `sys.modules` makes those imports fail the way peft expects; once it is
+    gone, peft finds bitsandbytes again, so 8-bit training later in the same process works.
+    """
+    import sys
+
+    if "bitsandbytes" in sys.modules:
+        yield
+        return
+    sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules["bitsandbytes"]
+        if "peft.import_utils" in sys.modules:  # it caches "no 4-bit support" from the hidden state
+            sys.modules["peft.import_utils"].is_bnb_4bit_available.cache_clear()
 
 
 def _check_adapter_keys(model: Any, entry: Entry) -> None:
