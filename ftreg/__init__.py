@@ -25,6 +25,7 @@ _EXPORTS = {
         "RegistryConflict", "RegistryError", "TrainingDiverged", "UnknownPlugin", "UnknownReference",
     )},
     "hookimpl": ("ftreg.hookspecs", "hookimpl"),
+    "show_everything": ("ftreg.engines.quiet", "show_everything"),
     "Composed": ("ftreg.inference.compose", "Composed"),
     "GenerationOptions": ("ftreg.inference.options", "GenerationOptions"),
     "Registry": ("ftreg.registry", "Registry"),
@@ -74,6 +75,7 @@ __all__ = [
     "resume",
     "runs",
     "settings",
+    "show_everything",
     "train",
     "training_strategies",
 ]
@@ -95,6 +97,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ftreg.api import check_dataset, export, gc, init_base, load, pull, push, resume, runs, settings, train
     from ftreg.contract import Entry, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
+    from ftreg.engines.quiet import show_everything
     from ftreg.errors import (
         ArtifactError,
         BaseMismatch,

@@ -438,18 +438,34 @@ def _remember_strategy(ctx: click.Context, param: click.Parameter, value: str | 
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML and exit.")
 @click.option("--resume", "resume_run", metavar="RUN", help="Continue an interrupted run (see `ftreg runs`) from its newest complete checkpoint.")
 @click.option("-o", "--option", "strategy_options", multiple=True, callback=_parse_pairs("KEY=VALUE"), metavar="KEY=VALUE", help="A setting of the strategy's own (see below). Repeatable.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new reference (and errors): no bar, notes or summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Show everything the libraries say: warnings, log records, loading bars.")
 @_spec_options
 @_moved_flags
 @click.pass_context
-def train(ctx: click.Context, config_file: Path | None, parent: str | None, print_config: bool, resume_run: str | None, strategy_options: dict[str, str], **flags: Any) -> None:
+def train(
+    ctx: click.Context,
+    config_file: Path | None,
+    parent: str | None,
+    print_config: bool,
+    resume_run: str | None,
+    strategy_options: dict[str, str],
+    quiet: bool,
+    verbose: bool,
+    **flags: Any,
+) -> None:
     """Train a model and publish it as the next version of --name."""
     registry: Registry = ctx.obj
-    notify = lambda note: click.echo(note, err=True)  # noqa: E731
+    if quiet and verbose:
+        raise UserError("--quiet and --verbose contradict each other; pass one")
+    if verbose:
+        ftreg.show_everything()
+    notify = (lambda note: None) if quiet else (lambda note: click.echo(note, err=True))
     # Training libraries print progress and logs to stdout; stdout is kept for the new reference alone,
     # so that `ref=$(ftreg train ...)` works.
     if resume_run:
         with contextlib.redirect_stdout(sys.stderr):
-            entry = ftreg.resume(resume_run, registry=registry, notify=notify)
+            entry = ftreg.resume(resume_run, registry=registry, notify=notify, show_progress=not quiet)
     else:
         given = {key: value for key, value in flags.items() if ctx.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
         spec = ftreg.settings(given, options=strategy_options, config_file=config_file, parent=parent, registry=registry)
@@ -457,9 +473,9 @@ def train(ctx: click.Context, config_file: Path | None, parent: str | None, prin
             click.echo(spec.to_toml(), nl=False)
             return
         with contextlib.redirect_stdout(sys.stderr):
-            entry = ftreg.train(spec, registry=registry, parent=parent, notify=notify)
+            entry = ftreg.train(spec, registry=registry, parent=parent, notify=notify, show_progress=not quiet)
     if entry is not None:
-        click.echo(_summary(entry), err=True)
+        notify(_summary(entry))
         click.echo(entry.ref)
 
 

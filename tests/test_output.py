@@ -30,3 +30,31 @@ def test_the_summary_names_the_version_and_its_numbers(cli_run, fake_strategies,
     result = cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa", "-o", "loss=0.5")
     assert result.exit_code == 0 and result.stdout == "fa-v1\n"
     assert result.stderr.strip().splitlines()[-1] == f"published fa-v1 ({registry.resolve('fa-v1').path}): train_loss 0.5"
+
+
+def test_quiet_prints_only_the_reference(cli_run, fake_strategies, embedded_base, registry, dataset):
+    result = cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (result.stdout, result.stderr) == ("fa-v1\n", "")
+
+
+def test_quiet_and_verbose_together_are_refused(cli_run, registry, dataset):
+    result = cli_run("train", "--strategy", "fake-adapter", "--dataset", dataset, "--name", "fa", "-q", "-v")
+    assert result.exit_code == 2 and "--quiet and --verbose" in result.stderr
+
+
+@pytest.mark.slow
+def test_verbose_lets_the_libraries_speak(dataset, tmp_path):
+    from conftest import run_ftreg
+
+    common = ["train", "--strategy", "lora8bit", "--dataset", dataset, "--max-steps", "1", "--batch-size", "2", "--eval-split", "0"]
+    env = {"FTREG_HOME": str(tmp_path / "home")}
+    quiet = run_ftreg(*common, "--name", "q", "--quiet", env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("q-v1\n", "")
+    verbose = run_ftreg(*common, "--name", "v", "-v", env=env)
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout == "v-v1\n"
+    # transformers' loading bar and info records, silenced by default, are back.
+    assert "Loading weights" in verbose.stderr and "transformers" in verbose.stderr, verbose.stderr[-2000:]
+    assert verbose.stderr.rstrip().splitlines()[-1].startswith("published v-v1")

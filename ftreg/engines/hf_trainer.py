@@ -163,7 +163,7 @@ def _run_totals(resume_from: Path | None) -> Any:
 def _one_progress_bar(trainer: Any, show: bool) -> None:
     """Keep the Trainer's training bar, without the dicts it prints at every log or a bar per evaluation:
     the run's numbers reach the user in the summary at the end, and plugins through on_train_log."""
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     class TrainingBar(ProgressCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
@@ -174,6 +174,7 @@ def _one_progress_bar(trainer: Any, show: bool) -> None:
             pass
 
     trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)  # what the Trainer prints instead of a bar: the same dicts, as strings
     if show:
         trainer.add_callback(TrainingBar())
 

@@ -1,23 +1,55 @@
-"""Silencing, at its source, a warning no ftreg user can act on."""
+"""Silencing, at its source, what no ftreg user can act on, unless they asked to see everything."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import warnings
 from collections.abc import Iterator
+
+_everything = False
+
+
+def show_everything() -> None:
+    """`ftreg train -v`: every library's warnings, log records and loading bars, as they come.
+
+    Called before the libraries load, so transformers reads its verbosity from the environment.
+    """
+    global _everything
+    _everything = True
+    os.environ["TRANSFORMERS_VERBOSITY"] = "info"
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    warnings.simplefilter("default")
 
 
 @contextlib.contextmanager
 def peft_deprecations_silenced() -> Iterator[None]:
     """peft calls a transformers API that transformers has deprecated; nothing a user can act on."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        if not _everything:
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield
+
+
+@contextlib.contextmanager
+def bitsandbytes_casts_silenced() -> Iterator[None]:
+    """bitsandbytes logs a cast warning on every CPU matmul: once is information, thousands are noise."""
+    bnb_logger = logging.getLogger("bitsandbytes")
+    level = bnb_logger.level
+    if not _everything:
+        bnb_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        bnb_logger.setLevel(level)
 
 
 def no_loading_bars() -> None:
     """transformers draws a bar for every weight file it loads or writes; for models this size it
     flashes by and says nothing a user can act on, so ftreg's own training bar is the only one."""
-    from transformers.utils import logging
+    if _everything:
+        return
+    from transformers.utils import logging as transformers_logging
 
-    logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()

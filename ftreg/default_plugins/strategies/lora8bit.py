@@ -9,7 +9,6 @@ loads onto the full-precision base.
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ class Lora8bitStrategy(TrainingStrategy):
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
         from ftreg.engines.hf_trainer import run_trainer
-        from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
+        from ftreg.engines.quiet import bitsandbytes_casts_silenced, no_loading_bars, peft_deprecations_silenced
 
         assert isinstance(job.options, LoraOptions)
         no_loading_bars()
@@ -84,14 +83,8 @@ class Lora8bitStrategy(TrainingStrategy):
         config = model.peft_config["default"]
         config.base_model_name_or_path = job.base.source.get("repo_id", job.base.ref)
         config.revision = job.base.source.get("revision")
-        # bitsandbytes logs a cast warning on every CPU matmul: once is information, thousands are noise.
-        bnb_logger = logging.getLogger("bitsandbytes")
-        level = bnb_logger.level
-        bnb_logger.setLevel(logging.ERROR)
-        try:
+        with bitsandbytes_casts_silenced():
             metrics = run_trainer(model, job)
-        finally:
-            bnb_logger.setLevel(level)
         # LoRA never trains the embeddings: saying so stops peft from fetching the base's config to check its vocabulary.
         model.save_pretrained(job.output_dir, save_embedding_layers=False)
         # The base's tokenizer travels with the adapter: AutoTokenizer.from_pretrained(adapter) works.
