@@ -17,5 +17,6 @@ with tempfile.TemporaryDirectory() as scratch:
     record = build(BaseRecipe(), out)
     (out / BUILD_INFO).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(TARGET, ignore_errors=True)
-    shutil.copytree(out, TARGET)
+    shutil.copytree(out, TARGET, copy_function=shutil.copyfile)  # the package's modes, not the scratch directory's
+    TARGET.chmod(0o755)
 print(json.dumps(record["metrics"]))

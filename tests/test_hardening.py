@@ -331,12 +331,21 @@ def test_a_base_with_other_weights_is_refused_and_old_records_still_compose(cli_
     save_file({name: rng.standard_normal(tensor.shape).astype(tensor.dtype) for name, tensor in weights.items()}, str(noisy / "model.safetensors"))
     _one_line(cli_run("generate", "--adapter", "fa", "--base", noisy, "Hi"), "refusing to compose them")  # same config and tokenizer, other weights
 
-    # A version recorded by ftreg 0.1 fingerprinted config and tokenizer only; it still composes with its base.
+    # A version recorded by ftreg 0.1 fingerprinted config and tokenizer only; it still composes with its base
+    # (the fixture's record is of the 0.1 embedded base, so its fingerprint is remade for today's).
+    from ftreg.bases.resolve import _config_digest
+
     old = json.loads((Path(__file__).parent / "fixtures" / "ftreg-0.1.0" / "manifest.json").read_text())
+    assert old["base_fingerprint"].startswith("sha256:")
+    legacy = "sha256:" + _config_digest(embedded_base.path).hex()
     with registry.staging() as stage:
         write_zero_lora(embedded_base.path, stage)
-        registry.publish(stage, name="old", kind="adapter", base="tiny-gpt2-v1", base_fingerprint=old["base_fingerprint"], base_source=old["base_source"])
-    assert old["base_fingerprint"].startswith("sha256:") and cli_run("generate", "--adapter", "old", "--greedy", "--max-new-tokens", "3", "Hi").exit_code == 0
+        registry.publish(stage, name="old", kind="adapter", base="tiny-gpt2-v1", base_fingerprint=legacy, base_source=old["base_source"])
+    assert cli_run("generate", "--adapter", "old", "--greedy", "--max-new-tokens", "3", "Hi").exit_code == 0
+    with registry.staging() as stage:
+        write_zero_lora(embedded_base.path, stage)
+        registry.publish(stage, name="other", kind="adapter", base="tiny-gpt2-v1", base_fingerprint=old["base_fingerprint"], base_source=old["base_source"])
+    _one_line(cli_run("generate", "--adapter", "other", "Hi"), "refusing to compose them")  # a 0.1 record of another base
 
 
 KILL_BEFORE_FINISHED = """
