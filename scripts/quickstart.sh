@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # The main job, offline: publish the embedded base (first run only), fine-tune a support-bot
-# adapter on the bundled data, list the registry, and answer two held-out questions with the
-# bare base and with the adapter, side by side.
+# adapter on the bundled data with the recipe tuned for that base, list the registry, and answer
+# two held-out questions with the bare base and with the adapter, side by side.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 ftreg base init
-# The bundled recipe's defaults (1 epoch at 2e-4) are tuned for gpt2-sized bases; the
-# embedded base is ~1.4M parameters, so it gets more epochs, a higher learning rate and rank.
-ftreg train --strategy lora8bit --dataset builtin:support --name support \
-  --epochs 6 --learning-rate 3e-3 -o r=16 -o alpha=32
+ftreg train --config recipes/support-tiny-gpt2.toml
 ftreg list
 
 questions=(
   "What's the deadline for sending items back?"
   "I can't remember my password, what do I do?"
 )
-for question in "${questions[@]}"; do
-  echo
-  echo "Q: $question"
-  # One line per answer, so the two sit side by side.
-  echo "  base (tiny-gpt2):  $(ftreg generate --base tiny-gpt2 --format instruction --greedy --max-new-tokens 48 "$question" | tr -s '\n' ' ')"
-  echo "  adapter (support): $(ftreg generate --adapter support --greedy --max-new-tokens 48 "$question" | tr -s '\n' ' ')"
-done
+# One generate call per model answers both questions (each call loads the model once).
+answers() { ftreg generate "$@" --greedy --max-new-tokens 64 --json "${questions[@]}"; }
+base=$(answers --base tiny-gpt2 --format instruction)
+adapter=$(answers --adapter support)
+python - "$base" "$adapter" <<'PY'
+import json
+import sys
+
+base, adapter = (json.loads(argument) for argument in sys.argv[1:])
+for bare, tuned in zip(base, adapter):
+    print(f"\nQ: {bare['prompt']}")
+    print(f"  base (tiny-gpt2):  {' '.join(bare['completion'].split())}")
+    print(f"  adapter (support): {' '.join(tuned['completion'].split())}")
+PY

@@ -1,5 +1,7 @@
 """Plain output: training shows one bar and a summary; library noise a user cannot act on is silenced at its source."""
 
+import json
+
 import pytest
 
 from conftest import write_json
@@ -24,6 +26,11 @@ def test_training_output_is_one_bar_and_a_summary(cli_run, embedded_base, regist
     entry = registry.resolve("plain-v1")
     assert lines[-1].startswith(f"published plain-v1 ({entry.path}): train_loss ") and "eval perplexity" in lines[-1] and "tokens/s" in lines[-1]
     assert result.stdout == "plain-v1\n"
+    # Numbers stay numbers wherever they are written down: the loss log, the record, --json.
+    log = json.loads((entry.path / "train_log.json").read_text())
+    assert log["train"] and all(isinstance(value, (int, float)) for point in log["train"] + log["eval"] for value in point)
+    shown = json.loads(cli_run("show", "plain-v1", "--json").stdout)
+    assert all(isinstance(value, (int, float)) for value in shown["metrics"].values()), shown["metrics"]
 
 
 def test_the_summary_names_the_version_and_its_numbers(cli_run, fake_strategies, embedded_base, registry, dataset):

@@ -40,3 +40,9 @@ def test_every_held_out_answer_is_one_training_teaches():
 def test_the_shipped_splits_are_what_the_intents_build():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_support_data.py"), "--check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_quickstart_recipe_is_valid_and_trains_on_every_training_pair(cli_run):
+    result = cli_run("train", "--config", ROOT / "recipes" / "support-tiny-gpt2.toml", "--print-config")
+    assert result.exit_code == 0, result.output
+    assert 'eval_dataset = "builtin:support-test"' in result.stdout and "eval_split = 0.0" in result.stdout
