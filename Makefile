@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/strategy_memory.py
+	$(BIN)/python bench/generate_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
