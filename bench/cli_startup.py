@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import wall  # bench/ is on sys.path when a bench runs as a script
 
 from ftreg.registry import Registry
 
@@ -32,15 +31,6 @@ def fill(registry: Registry, versions: int) -> None:
                 stage, name=f"model-{i % 10}", kind="adapter", base="tiny-gpt2-v1", strategy="lora8bit",
                 metrics={"eval_loss": 1.0 + i / versions, "train_loss": 2.0}, config={"learning_rate": 2e-4, "epochs": 1},
             )
-
-
-def wall(command: list[str], env: dict, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
