@@ -1,5 +1,6 @@
 import hashlib
 from dataclasses import asdict
+from importlib.resources import files
 
 import pytest
 
@@ -40,6 +41,9 @@ def test_shipped_base_is_published_once_with_its_recipe(registry):
     assert entry.manifest["shipped"] is True
     # The shipped weights were made by today's recipe: the two cannot drift apart unnoticed.
     assert entry.config == asdict(BaseRecipe())
+    # Its record names the support data its domain phase read, and that is the data ftreg ships.
+    shipped_support = files("ftreg.resources") / "support" / "train.json"
+    assert entry.manifest["dataset"]["domain"] == {"source": "builtin:support", "sha256": hashlib.sha256(shipped_support.read_bytes()).hexdigest()}
     assert ensure_embedded_base(registry).ref == entry.ref
     assert len(registry.entries()) == 1
 

@@ -1,21 +1,23 @@
-"""The embedded default base: a tiny GPT-2 made offline, reproducibly, from text every Python has.
+"""The embedded default base: a tiny GPT-2 made offline, reproducibly, from text installing ftreg brings.
 
 No weights are downloaded. A byte-level BPE tokenizer is trained with `tokenizers` and a
 `GPT2LMHeadModel` (Conv1D layers, learned positions: the real architecture, only smaller) is
-pre-trained from scratch on the documentation CPython ships. The result is published as the
+pre-trained from scratch on the docstrings of the standard library and of ftreg's dependencies,
+then briefly on the bundled support data's training split. The result is published as the
 checkpoint ``tiny-gpt2`` with its recipe, so `--base` resolution, fingerprints and generation
 treat it exactly like ``gpt2`` from the Hub.
 
-A base that adapters can learn from takes ~15 CPU-minutes to pre-train, more than a quickstart
-should wait, so the weights built by `BaseRecipe()` ship in ``ftreg/resources/tiny-gpt2`` (made by
-``scripts/build_embedded_base.py``) and ``ftreg base init`` publishes those. ``ftreg base init
---rebuild`` runs the recipe itself; it is deterministic for a given seed, Python version (the
-corpus is the installation's own documentation) and thread count.
+A base that adapters can learn from takes ~35 minutes on two CPU cores to pre-train, more than a
+quickstart should wait, so the weights built by `BaseRecipe()` ship in ``ftreg/resources/tiny-gpt2``
+(made by ``scripts/build_embedded_base.py``) and ``ftreg base init`` publishes those. ``ftreg base
+init --rebuild`` runs the recipe itself; it is deterministic for a given seed, set of installed
+distributions (the corpus is their documentation) and thread count.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -43,7 +45,8 @@ class BaseRecipe:
     dropout: float = 0.0
     block_size: int = 128
     batch_size: int = 16
-    # About 27 minutes on two CPU cores, which is why the result ships with ftreg (see below).
+    # About 32 minutes on two CPU cores (35 with the phase below and reading the corpus),
+    # which is why the result ships with ftreg (see below).
     steps: int = 1800
     learning_rate: float = 2e-3
     warmup_steps: int = 50
@@ -89,14 +92,15 @@ def dependency_documents() -> tuple[str, ...]:
     return docstrings(paths)
 
 
+DOMAIN_DATA = files("ftreg.resources") / "support" / "train.json"  # builtin:support; builtin:support-test stays unseen
+
+
 def domain_documents() -> list[dict]:
-    """The training split of the bundled support data (builtin:support-test stays unseen)."""
-    return json.loads((files("ftreg.resources") / "support" / "train.json").read_text())
+    return json.loads(DOMAIN_DATA.read_text())
 
 
 def dependency_closure() -> dict[str, str]:
     """Every distribution installing ftreg pulls in (extras aside), by name, with its version."""
-    import re
     from importlib.metadata import PackageNotFoundError, distribution
 
     from packaging.requirements import Requirement
@@ -191,15 +195,18 @@ def build(recipe: BaseRecipe, out: Path, show_progress: bool = True, documents: 
     import transformers
 
     metrics = pretrain(recipe, out, corpus_documents() if documents is None else documents, show_progress)
+    corpus = {
+        "source": "pydoc_data.topics + docstrings of the standard library and of ftreg's dependencies",
+        "python": platform.python_version(),
+        "distributions": dependency_closure(),
+        "threads": torch.get_num_threads(),
+    }
+    if recipe.domain_steps:
+        corpus["domain"] = {"source": "builtin:support", "sha256": hashlib.sha256(DOMAIN_DATA.read_bytes()).hexdigest()}
     return {
         "recipe": asdict(recipe),
         "metrics": metrics,
-        "corpus": {
-            "source": "pydoc_data.topics + docstrings of the standard library and of ftreg's dependencies",
-            "python": platform.python_version(),
-            "distributions": dependency_closure(),
-            "threads": torch.get_num_threads(),
-        },
+        "corpus": corpus,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
     }
 
