@@ -14,3 +14,7 @@ def wall(command: list[str], env: dict, repeat: int) -> float:
         subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def verdict(seconds: float, target_s: float) -> str:
+    return ("ok" if seconds < target_s else "MISSED") + f" (< {target_s:g} s)"
