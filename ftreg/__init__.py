@@ -17,7 +17,7 @@ _EXPORTS = {
     **{name: ("ftreg.api", name) for name in (
         "check_dataset", "export", "gc", "init_base", "load", "pull", "push", "resume", "runs", "settings", "train",
     )},
-    **{name: ("ftreg.plugins", name) for name in ("dataset_formats", "plugin_infos", "training_strategies")},
+    **{name: ("ftreg.plugins", name) for name in ("dataset_formats", "dataset_sources", "plugin_infos", "training_strategies")},
     "add_plugin_commands": ("ftreg.plugins", "register_commands"),
     **{name: ("ftreg.contract", name) for name in ("Entry", "Ref", "StrategyOptions", "TrainingStrategy", "TrainSpec", "option", "parse_ref")},
     **{name: ("ftreg.errors", name) for name in (
@@ -62,6 +62,7 @@ __all__ = [
     "add_plugin_commands",
     "check_dataset",
     "dataset_formats",
+    "dataset_sources",
     "export",
     "gc",
     "hookimpl",
@@ -115,7 +116,7 @@ if TYPE_CHECKING:
     from ftreg.hookspecs import hookimpl
     from ftreg.inference.compose import Composed
     from ftreg.inference.options import GenerationOptions
-    from ftreg.plugins import dataset_formats, plugin_infos, training_strategies
+    from ftreg.plugins import dataset_formats, dataset_sources, plugin_infos, training_strategies
     from ftreg.plugins import register_commands as add_plugin_commands
     from ftreg.registry import Registry
     from ftreg.training.config import MOVED_TO_OPTIONS, SettingsWarning

@@ -16,7 +16,7 @@ from ftreg.bases.embedded import BaseRecipe, build_embedded_base, ensure_embedde
 from ftreg.bases.resolve import context_length, resolve_base
 from ftreg.contract import Entry, TrainSpec
 from ftreg.datasets.check import check_report
-from ftreg.datasets.loading import load_dataset
+from ftreg.datasets.loading import open_dataset
 from ftreg.hub import pull as _pull
 from ftreg.hub import push as _push
 from ftreg.inference.compose import Composed, compose
@@ -133,12 +133,14 @@ def check_dataset(
 ) -> dict[str, Any]:
     """A dataset as training would see it: format, example count, token lengths, truncation, one rendered example."""
     registry = _registry(registry)
-    loaded = load_dataset(source, format, columns)
+    reader = open_dataset(source, format, columns)
+    for _ in reader.examples():
+        pass  # every problem of the data is reported before the base is resolved (which may publish it)
     resolved = resolve_base(base, registry)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    return {**check_report(loaded, tokenizer, min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
+    return {**check_report(reader, tokenizer, min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
 
 
 def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Entry:

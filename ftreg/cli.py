@@ -347,12 +347,16 @@ def plugins_(strategy: str | None, as_json: bool) -> None:
         return
     rows = [[info.name, info.version or "", ", ".join(info.hooks), f"BROKEN: {info.error}" if info.error else "ok"] for info in infos]
     click.echo(_table(["PLUGIN", "VERSION", "HOOKS", "STATUS"], rows))
-    click.echo("\nDataset formats:")
-    for name, fmt in sorted(ftreg.dataset_formats().items()):
-        click.echo(f"  {name:<14}{fmt.description}")
-    click.echo("Training strategies:")
-    for name, found in sorted(ftreg.training_strategies().items()):
-        click.echo(f"  {name:<14}{found.description}")
+    sections: dict[str, dict[str, Any]] = {
+        "Dataset sources": ftreg.dataset_sources(),
+        "Dataset formats": dict(sorted(ftreg.dataset_formats().items())),
+        "Training strategies": dict(sorted(ftreg.training_strategies().items())),
+    }
+    width = max(len(name) for found in sections.values() for name in found) + 2
+    for title, found in sections.items():
+        click.echo(f"\n{title}:")
+        for name, provided in found.items():
+            click.echo(f"  {name:<{width}}{provided.description}")
 
 
 def _strategy_options_text(name: str) -> str:

@@ -9,12 +9,15 @@ from ftreg.contract.formats import (
     DatasetFormat,
     Example,
     Problems,
+    RecordFormat,
+    RecordProblem,
     Segment,
     check_string_fields,
     first_json_record,
     looks_like_json,
     read_json_records,
     read_text,
+    string_fields,
 )
 
 __all__ = [
@@ -22,10 +25,13 @@ __all__ = [
     "DatasetFormat",
     "Example",
     "Problems",
+    "RecordFormat",
+    "RecordProblem",
     "Segment",
     "check_string_fields",
     "first_json_record",
     "looks_like_json",
     "read_json_records",
     "read_text",
+    "string_fields",
 ]

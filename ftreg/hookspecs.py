@@ -35,11 +35,12 @@ hookimpl = pluggy.HookimplMarker("ftreg")
 def register_dataset_formats(register: Callable[[DatasetFormat], None]) -> None:
     """Register dataset formats by calling ``register(format)`` once per format.
 
-    :param register: takes a `ftreg.formats.DatasetFormat`: a unique ``name`` (used by
-        ``--format``), a one-line ``description``, a ``prompt_template`` (``{prompt}`` marks the
-        user's text; recorded with every version so generation wraps prompts the way training
-        did), ``score(path, sample)`` for detection without ``--format``, and ``read(path,
-        columns)`` returning validated examples or raising ``DatasetError`` naming file and line.
+    :param register: takes a `ftreg.formats.RecordFormat` (or, for a format that reads whole
+        files itself, a `ftreg.formats.DatasetFormat`): a unique ``name`` (used by ``--format``),
+        a one-line ``description``, a ``prompt_template`` (``{prompt}`` marks the user's text;
+        recorded with every version so generation wraps prompts the way training did), and
+        ``score_record(record)`` with ``segments(record)`` (one record of any source to one
+        example, raising ``RecordProblem``), or ``score(path, sample)`` with ``read(path, columns)``.
     """
 
 
@@ -49,8 +50,10 @@ def register_dataset_sources(register: Callable[[DatasetSource], None]) -> None:
 
     :param register: takes a `ftreg.contract.DatasetSource`: a unique ``name``, a one-line
         ``description``, ``claims(text)`` (does this source understand the ``--dataset`` text?)
-        and ``resolve(text)`` returning the local file to read. ``builtin:NAME`` and local paths
-        are built-in sources registered the same way; a plugin's source is asked first.
+        and ``resolve(text)`` returning the local data (a `Path` to a file or directory, or a
+        `ftreg.contract.ResolvedData` that also says how to name and fingerprint it). Local
+        paths and ``builtin:NAME`` are built-in sources registered the same way; a plugin's
+        source is asked first.
     """
 
 

@@ -40,6 +40,8 @@ DEFAULT_PLUGINS = (
     "ftreg.default_plugins.formats.text",
     "ftreg.default_plugins.formats.csv_qa",
     "ftreg.default_plugins.formats.chat",
+    "ftreg.default_plugins.formats.sharegpt",
+    "ftreg.default_plugins.formats.prompt_completion",
     "ftreg.default_plugins.sources",
     "ftreg.default_plugins.strategies.lora8bit",
     "ftreg.default_plugins.strategies.full_fp16",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ftreg import plugins
+from ftreg.datasets.loading import load_dataset, open_dataset
 from ftreg.errors import DatasetError
-from ftreg.datasets.detect import detect_format
 from ftreg.formats import Segment
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -24,7 +24,7 @@ CASES = {
 
 
 def read(format_name, fixture, columns=None):
-    return plugins.get_dataset_format(format_name).read(FIXTURES / fixture, columns)
+    return load_dataset(str(FIXTURES / fixture), format_name, columns).examples
 
 
 def test_alpaca_prompts_with_and_without_input():
@@ -68,28 +68,33 @@ def test_chat_trains_on_assistant_turns_only():
     assert second.segments[0].text == plugins.get_dataset_format("chat").render_prompt("Can I change my address?")
 
 
+def _columns(arguments):
+    return dict(value.split("=") for flag, value in zip(arguments[::2], arguments[1::2]) if flag == "--column")
+
+
 @pytest.mark.parametrize("fixture", sorted(CASES))
 def test_detection(fixture):
-    assert detect_format(FIXTURES / fixture, plugins.dataset_formats()).name == CASES[fixture][0]
+    assert open_dataset(str(FIXTURES / fixture), columns=_columns(CASES[fixture][2])).format.name == CASES[fixture][0]
 
 
 def test_detection_refuses_a_tie_and_lists_candidates(tmp_path):
     path = tmp_path / "both.json"
     path.write_text(json.dumps([{"instruction": "a", "response": "b", "output": "c"}]))
-    with pytest.raises(DatasetError, match=r"both\.json: the file matches (alpaca and instruction|instruction and alpaca) equally; pass `format` \(scores: "):
-        detect_format(path, plugins.dataset_formats())
+    with pytest.raises(DatasetError, match=r"both\.json: the data matches (alpaca and instruction|instruction and alpaca) equally; pass `format` \(scores: "):
+        open_dataset(str(path))
 
 
-def test_detection_with_no_match(tmp_path, cli_run):
+def test_detection_with_no_match_names_the_columns_and_suggests_a_mapping(tmp_path, cli_run):
     path = tmp_path / "odd.json"
-    path.write_text(json.dumps([{"prompt": "a", "completion": "b"}]))
+    path.write_text(json.dumps([{"Frage": "a", "Antwort": "b"}]))
     # The library names the setting as the Python API spells it; the CLI names the flag.
-    with pytest.raises(DatasetError, match=r"odd\.json: the file matches no known format; pass `format`"):
-        detect_format(path, plugins.dataset_formats())
+    expected = "no known format reads records with columns 'Frage', 'Antwort'; for question/answer pairs pass --column question=Frage --column answer=Antwort"
+    with pytest.raises(DatasetError, match=rf"odd\.json: {expected}; or pass `format`"):
+        open_dataset(str(path))
     result = cli_run("data", "check", path)
-    assert result.exit_code == 2 and "the file matches no known format; pass --format (scores:" in result.stderr
+    assert result.exit_code == 2 and f"{expected}; or pass --format (scores:" in result.stderr
     result = cli_run("train", "--strategy", "lora8bit", "--dataset", path, "--name", "x")
-    assert result.exit_code == 2 and "pass --format (scores:" in result.stderr
+    assert result.exit_code == 2 and "or pass --format (scores:" in result.stderr
 
 
 @pytest.mark.parametrize("fixture", sorted(CASES))
@@ -106,8 +111,20 @@ def test_data_check_describes_each_fixture(cli_run, embedded_base, fixture):
 
 
 def test_data_check_reports_truncation(cli_run, embedded_base):
-    report = json.loads(cli_run("data", "check", FIXTURES / "instruction.json", "--max-length", "20", "--json").stdout)
-    assert report["truncated"] == 4 and report["max_length"] == 20
+    longest = json.loads(cli_run("data", "check", FIXTURES / "instruction.json", "--json").stdout)["tokens"]["max"]
+    report = json.loads(cli_run("data", "check", FIXTURES / "instruction.json", "--max-length", longest - 1, "--json").stdout)
+    assert report["truncated"] >= 1 and report["max_length"] == longest - 1
+
+
+def test_data_check_refuses_what_training_refuses(cli_run, embedded_base, registry):
+    """`--max-length 20` leaves no response token in any example: both commands say so, exit 2, in the same words."""
+    data = FIXTURES / "instruction.json"
+    check = cli_run("data", "check", data, "--max-length", "20")
+    train = cli_run("train", "--strategy", "lora8bit", "--name", "cut", "--dataset", data, "--max-length", "20")
+    assert check.exit_code == train.exit_code == 2, (check.output, train.output)
+    expected = f"Error: {data}: no example is left to train on (--max-length 20 cut every loss-carrying token"
+    assert check.stderr.startswith(expected) and expected in train.stderr, (check.stderr, train.stderr)
+    assert [entry.name for entry in registry.entries()] == ["tiny-gpt2"]
 
 
 @pytest.mark.slow

@@ -2,16 +2,21 @@ import json
 
 import pytest
 
-from ftreg.errors import DatasetError
+from ftreg.datasets.loading import load_dataset
 from ftreg.default_plugins.formats.instruction import InstructionFormat
+from ftreg.errors import DatasetError
 
 FORMAT = InstructionFormat()
+
+
+def read(path):
+    return load_dataset(str(path), "instruction").examples
 
 
 def test_json_array_examples_keep_their_line_numbers(tmp_path):
     path = tmp_path / "data.json"
     path.write_text('[\n {"instruction": "Hi", "response": "Hello."},\n\n {"instruction": " Bye ", "response": "Goodbye."}\n]\n')
-    examples = FORMAT.read(path)
+    examples = read(path)
     assert [e.line for e in examples] == [2, 4]
     prompt, response = examples[1].segments
     assert prompt.text == "### Instruction:\nBye\n\n### Response:\n" and not prompt.trains
@@ -21,13 +26,13 @@ def test_json_array_examples_keep_their_line_numbers(tmp_path):
 def test_jsonl(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text('{"instruction": "a", "response": "b"}\n\n{"instruction": "c", "response": "d"}\n')
-    assert [e.line for e in FORMAT.read(path)] == [1, 3]
+    assert [e.line for e in read(path)] == [1, 3]
 
 
 def test_render_prompt_matches_the_training_prefix(tmp_path):
     path = tmp_path / "d.json"
     path.write_text(json.dumps([{"instruction": "Where is my order?", "response": "On its way."}]))
-    assert FORMAT.read(path)[0].segments[0].text == FORMAT.render_prompt("Where is my order?")
+    assert read(path)[0].segments[0].text == FORMAT.render_prompt("Where is my order?")
 
 
 @pytest.mark.parametrize(
@@ -46,14 +51,14 @@ def test_bad_input_names_file_and_line(tmp_path, content, message):
     path = tmp_path / "d.json"
     path.write_text(content)
     with pytest.raises(DatasetError, match=message):
-        FORMAT.read(path)
+        read(path)
 
 
 def test_all_problems_are_reported_at_once(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"instruction": "a"}\n{"response": "b"}\n{"instruction": "c", "response": "d"}\n')
     with pytest.raises(DatasetError) as raised:
-        FORMAT.read(path)
+        read(path)
     assert str(raised.value).splitlines() == [f"{path}:1: missing key 'response'", f"{path}:2: missing key 'instruction'"]
 
 
@@ -61,4 +66,4 @@ def test_not_utf8(tmp_path):
     path = tmp_path / "d.json"
     path.write_bytes(b'[{"instruction": "a",\n "response": "caf\xe9"}]')
     with pytest.raises(DatasetError, match=r"d\.json:2: not UTF-8 text \(byte 0xe9\)"):
-        FORMAT.read(path)
+        read(path)

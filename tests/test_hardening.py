@@ -4,7 +4,6 @@ import json
 import sqlite3
 
 import pytest
-
 from conftest import publish_files, safetensors_bytes, write_json
 
 
@@ -213,7 +212,7 @@ def test_hostile_dataset_content_is_one_line(cli_run, registry, tmp_path, conten
 def test_a_directory_or_a_pipe_is_not_a_dataset(cli_run, tmp_path):
     import os
 
-    _one_line(cli_run("data", "check", tmp_path), "is a directory; name a dataset file")
+    _one_line(cli_run("data", "check", tmp_path), "a directory with no data files (.arrow, .csv, .json")
     os.mkfifo(tmp_path / "fifo")
     _one_line(cli_run("data", "check", tmp_path / "fifo"), "not a regular file")
 
@@ -458,7 +457,7 @@ BAD_INPUTS = {
     "toml-column-number": ({"c.toml": 'strategy = "lora8bit"\ndataset = "builtin:support"\nname = "x"\n[columns]\nquestion = 5\n'}, ["train", "--config", "{c.toml}"], "columns must be a table of FIELD"),
     "yaml-not-utf8": ({"c.yaml": b"name: caf\xe9\n"}, ["train", "--config", "{c.yaml}"], "c.yaml: not UTF-8 text"),
     "column-unknown-field": ({}, ["train", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "x", "--column", "foo=bar"], "has no such field"),
-    "dataset-directory": ({"dir/keep": ""}, ["data", "check", "{dir}"], "is a directory"),
+    "dataset-directory": ({"dir/keep": ""}, ["data", "check", "{dir}"], "a directory with no data files"),
     "max-new-tokens-past-context": ({}, ["generate", "--base", "tiny-gpt2", "--max-new-tokens", "1000", "Hi"], "exceed the model's context"),
     "empty-raw-prompt": ({}, ["generate", "--base", "tiny-gpt2", "--raw", ""], "the prompt is empty"),
     "temperature-inf": ({}, ["generate", "--base", "tiny-gpt2", "--temperature", "inf", "Hi"], "temperature is out of range"),

@@ -3,8 +3,8 @@ import textwrap
 
 import pluggy
 import pytest
-
 from conftest import run_ftreg
+
 from ftreg import hookimpl, plugins
 from ftreg.formats import DatasetFormat
 
@@ -113,8 +113,8 @@ def test_entry_point_plugins_load_and_broken_ones_are_reported(site):
     assert infos["ftreg.default_plugins.strategies.lora8bit"]["error"] is None
     table = run_ftreg("plugins", env=site).stdout
     assert "BROKEN: ImportError: needs a missing library" in table
-    assert [line.split()[0] for line in table.split("Dataset formats:\n")[1].split("Training strategies:")[0].splitlines()] == [
-        "alpaca", "chat", "csv-qa", "hello", "instruction", "text"]
+    assert [line.split()[0] for line in table.split("Dataset formats:\n")[1].split("\nTraining strategies:")[0].splitlines()] == [
+        "alpaca", "chat", "csv-qa", "hello", "instruction", "prompt-completion", "sharegpt", "text"]
     assert run_ftreg("hello", env=site).stdout == "hello from a plugin\n"
     assert run_ftreg("list", env=site).returncode == 0  # broken plugins never break other commands
 

@@ -8,16 +8,19 @@ from ftreg.contract.formats import (
     DatasetFormat,
     Example,
     Problems,
+    RecordFormat,
+    RecordProblem,
     Segment,
     check_string_fields,
     first_json_record,
     looks_like_json,
     read_json_records,
     read_text,
+    string_fields,
 )
 from ftreg.contract.manifest import KINDS, Entry, Kind, Manifest
 from ftreg.contract.names import Ref, parse_ref, validate_name
-from ftreg.contract.sources import DatasetSource
+from ftreg.contract.sources import DatasetSource, ResolvedData
 from ftreg.contract.training import (
     IGNORE_INDEX,
     EncodedExample,
@@ -40,8 +43,11 @@ __all__ = [
     "Kind",
     "Manifest",
     "Problems",
+    "RecordFormat",
+    "RecordProblem",
     "Ref",
     "ResolvedBase",
+    "ResolvedData",
     "Segment",
     "StrategyOptions",
     "TrainJob",
@@ -54,5 +60,6 @@ __all__ = [
     "parse_ref",
     "read_json_records",
     "read_text",
+    "string_fields",
     "validate_name",
 ]

@@ -1,16 +1,22 @@
 """What a dataset-format plugin implements, and helpers for writing one.
 
-A format reads a file into `Example`s. An example is a sequence of text segments, each marked
+A format turns data into `Example`s. An example is a sequence of text segments, each marked
 as carrying loss or not; that is enough for instruction data (prompt masked, response trained),
 plain text (all trained) and chat (assistant turns trained).
+
+Most formats are `RecordFormat`s: they map one record (a row of JSON, CSV, Parquet, Arrow, a
+saved or Hub dataset: whatever the source) to one example, so every source works with every
+format. A plain `DatasetFormat` reads a local file itself, for shapes no table holds (Markdown).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ftreg.errors import DatasetError
 
@@ -32,7 +38,7 @@ class Example:
 
 
 class DatasetFormat:
-    """Base class for dataset formats. Subclasses set the attributes and implement `read`."""
+    """Base class for formats that read a local file themselves. Subclasses set the attributes and implement `read`."""
 
     name: str = ""
     description: str = ""
@@ -57,19 +63,77 @@ class DatasetFormat:
         return self.prompt_template.replace("{prompt}", text)
 
 
-class Problems:
-    """Collects every problem of a file so one run reports them all, then raises once."""
+class RecordProblem(ValueError):
+    """What is wrong with one record; the loader adds the file and the line or row."""
 
-    def __init__(self, path: Path):
+
+class RecordFormat(DatasetFormat):
+    """Base class for formats that map records to examples. Subclasses implement `score_record` and `segments`.
+
+    Records arrive with ``--column`` renames already applied, so a format reads its own field names.
+    """
+
+    # Fields every record must have: a table whose columns lack one is refused once, by its header.
+    required_fields: tuple[str, ...] = ()
+
+    def score_record(self, record: Mapping[str, Any]) -> float:
+        """How sure this format is that it reads records like this one (0: not at all, 1: certain)."""
+        return 0.0
+
+    def segments(self, record: Mapping[str, Any]) -> tuple[Segment, ...]:
+        """The record's example; raise `RecordProblem` saying what is wrong with it."""
+        raise NotImplementedError
+
+
+def string_fields(record: object, fields: tuple[str, ...]) -> dict[str, str]:
+    """The record's ``fields`` as stripped non-empty strings, or a `RecordProblem` listing every missing or bad one."""
+    if not isinstance(record, Mapping):
+        raise RecordProblem(f"expected an object with keys {', '.join(fields)}, got {type(record).__name__}")
+    values, problems = {}, []
+    for field in fields:
+        value = record.get(field)
+        if field not in record:
+            guess = difflib.get_close_matches(field, [key for key in record if key not in fields], n=1)
+            problems.append(f"missing key {field!r}" + (f" (found {guess[0]!r}: misspelled?)" if guess else ""))
+        elif not isinstance(value, str):
+            problems.append(f"{field!r} must be a string, got {type(value).__name__}")
+        elif not value.strip():
+            problems.append(f"{field!r} is empty")
+        elif not _encodable(value):
+            problems.append(f"{field!r} is not valid Unicode (a lone surrogate such as \\ud800?)")
+        else:
+            values[field] = value.strip()
+    if problems:
+        raise RecordProblem("; ".join(problems))
+    return values
+
+
+class Problems:
+    """Collects every problem of a file so one run reports them all, then raises once.
+
+    ``unit`` names what positions count: lines of a text file, or rows of a binary table.
+    """
+
+    def __init__(self, path: Path, unit: str = "line"):
         self.path = path
+        self.unit = unit
         self.messages: list[str] = []
+        self.unlisted = 0  # problems past MAX_PROBLEMS: counted, not kept, so a broken million-row file stays cheap
 
     def add(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        where = str(self.path) + (f":{line}" if line else "") + (f":{column}" if column and line else "")
+        if len(self.messages) >= MAX_PROBLEMS:
+            self.unlisted += 1
+            return
+        if self.unit != "line" and line:
+            where = f"{self.path}: {self.unit} {line}"
+        else:
+            where = str(self.path) + (f":{line}" if line else "") + (f":{column}" if column and line else "")
         self.messages.append(f"{where}: {message}")
 
     def fatal(self, message: str, line: int | None = None) -> DatasetError:
         """A problem that stops reading: the error to raise, listing earlier problems too."""
+        self.unlisted, shown = 0, self.messages[: MAX_PROBLEMS - 1]
+        self.messages = shown
         self.add(message, line)
         return DatasetError(self._report())
 
@@ -78,10 +142,7 @@ class Problems:
             raise DatasetError(self._report())
 
     def _report(self) -> str:
-        shown = self.messages[:MAX_PROBLEMS]
-        if len(self.messages) > MAX_PROBLEMS:
-            shown.append(f"... and {len(self.messages) - MAX_PROBLEMS} more problems")
-        return "\n".join(shown)
+        return "\n".join(self.messages + ([f"... and {self.unlisted} more problems"] if self.unlisted else []))
 
 
 def read_text(path: Path) -> str:
@@ -154,33 +215,18 @@ def _skip(text: str, index: int, characters: str) -> int:
     return index
 
 
-def check_string_fields(
-    record: object, fields: tuple[str, ...], problems: Problems, line: int, columns: dict[str, str] | None = None
-) -> dict[str, str] | None:
-    """The record's fields as stripped strings, keyed by field name; None after reporting problems.
+def check_string_fields(record: object, fields: tuple[str, ...], problems: Problems, line: int, columns: dict[str, str] | None = None) -> dict[str, str] | None:
+    """For file formats: the record's fields as stripped strings, keyed by field name; None after reporting problems.
 
     ``columns`` maps a field to the key it has in this file (``--column response=answer``).
     """
     keys = {field: (columns or {}).get(field, field) for field in fields}
-    if not isinstance(record, dict):
-        problems.add(f"expected an object with keys {', '.join(keys.values())}, got {type(record).__name__}", line)
+    try:
+        values = string_fields(record, tuple(keys.values()))
+    except RecordProblem as problem:
+        problems.add(str(problem), line)
         return None
-    values = {}
-    for field, key in keys.items():
-        value = record.get(key)
-        if key not in record:
-            guess = difflib.get_close_matches(key, [k for k in record if k not in keys.values()], n=1)
-            hint = f" (found {guess[0]!r}: misspelled?)" if guess else ""
-            problems.add(f"missing key {key!r}{hint}", line)
-        elif not isinstance(value, str):
-            problems.add(f"{key!r} must be a string, got {type(value).__name__}", line)
-        elif not value.strip():
-            problems.add(f"{key!r} is empty", line)
-        elif not _encodable(value):
-            problems.add(f"{key!r} is not valid Unicode (a lone surrogate such as \\ud800?)", line)
-        else:
-            values[field] = value.strip()
-    return values if len(values) == len(fields) else None
+    return {field: values[key] for field, key in keys.items()}
 
 
 def looks_like_json(sample: str) -> bool:

@@ -1,41 +1,54 @@
-"""What `ftreg data check` reports: a dataset as training would see it, token by token."""
+"""What `ftreg data check` reports: a dataset as training would see it, token by token.
+
+It streams: a million-row file is read, tokenized and counted a batch at a time.
+"""
 
 from __future__ import annotations
 
+from array import array
 from itertools import groupby
 from typing import Any
 
 from ftreg.contract import IGNORE_INDEX, EncodedExample
-from ftreg.datasets.encoding import encode
-from ftreg.datasets.loading import LoadedDataset
-from ftreg.errors import DatasetError
+from ftreg.datasets.encoding import encode_stream, nothing_to_train
+from ftreg.datasets.loading import DatasetReader
 
 LOSS_OPEN, LOSS_CLOSE = "[[", "]]"
 
 
-def check_report(dataset: LoadedDataset, tokenizer: Any, max_length: int) -> dict[str, Any]:
+def check_report(dataset: DatasetReader, tokenizer: Any, max_length: int) -> dict[str, Any]:
     """Sizes, token-length statistics, truncation, and one example with its loss-carrying tokens marked."""
-    untruncated, _ = encode(dataset.examples, tokenizer, max_length=10**9)
-    if not untruncated:
-        raise DatasetError(f"{dataset.path}: no example has a token that carries loss; nothing could be trained on it")
-    lengths = sorted(len(encoded.input_ids) for encoded in untruncated)
-    first, _ = encode(dataset.examples[:1], tokenizer, max_length)
+    duplicates: list[int] = []
+    lengths = array("I")
+    trainable = 0
+    first: tuple[int, EncodedExample | None] | None = None
+    examples = dataset.examples(duplicates)
+    for encoded, length in encode_stream(examples, tokenizer, max_length):
+        lengths.append(length)
+        trainable += encoded is not None
+        if first is None:
+            first = (encoded.line if encoded else 0, encoded)
+    if not trainable:
+        raise nothing_to_train(dataset.path, max_length)
+    ordered = sorted(lengths)
+    assert first is not None
+    line, encoded_first = first
     return {
         "source": dataset.source,
         "path": str(dataset.path),
         "format": dataset.format.name,
         "detected": dataset.detected,
-        "examples": len(dataset.examples),
-        "duplicate_lines": dataset.duplicate_lines,
+        "examples": len(lengths),
+        "duplicate_lines": duplicates,
         "tokens": {
-            "min": lengths[0],
-            "median": lengths[len(lengths) // 2],
-            "p95": lengths[min(len(lengths) - 1, int(len(lengths) * 0.95))],
-            "max": lengths[-1],
+            "min": ordered[0],
+            "median": ordered[len(ordered) // 2],
+            "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+            "max": ordered[-1],
         },
         "max_length": max_length,
-        "truncated": sum(length > max_length for length in lengths),
-        "example": {"line": dataset.examples[0].line, "rendered": render_loss(first[0], tokenizer) if first else ""},
+        "truncated": sum(length > max_length for length in ordered),
+        "example": {"line": line, "rendered": render_loss(encoded_first, tokenizer) if encoded_first else ""},
     }
 
 

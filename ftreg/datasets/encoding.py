@@ -2,38 +2,58 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ftreg.contract import IGNORE_INDEX, EncodedExample, Example
+from ftreg.errors import DatasetError
 
 T = TypeVar("T")
+BATCH = 512  # examples tokenized in one call: the fast tokenizer spreads a batch over the cores
 
 
-def encode(examples: list[Example], tokenizer: Any, max_length: int) -> tuple[list[EncodedExample], int]:
-    """Tokenize each segment on its own, exactly as generation tokenizes a rendered prompt.
+def encode_stream(examples: Iterable[Example], tokenizer: Any, max_length: int) -> Iterator[tuple[EncodedExample | None, int]]:
+    """Each example's encoding and its length before truncation to ``max_length``.
 
-    Segments marked ``eos`` are followed by the end-of-text token. Returns the encoded
-    examples and how many had to be truncated to ``max_length`` (those left with no
-    loss-carrying token are dropped).
+    Each segment is tokenized on its own, exactly as generation tokenizes a rendered prompt;
+    segments marked ``eos`` are followed by the end-of-text token. The encoding is None when
+    truncation cut every loss-carrying token: nothing is left to learn from it. Training and
+    `data check` both decide with this function, so they cannot disagree.
     """
-    encoded, truncated = [], 0
-    for example in examples:
-        input_ids: list[int] = []
-        labels: list[int] = []
-        for segment in example.segments:
-            ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
-            if segment.eos:
-                ids = [*ids, tokenizer.eos_token_id]
-            input_ids += ids
-            labels += ids if segment.trains else [IGNORE_INDEX] * len(ids)
-        if len(input_ids) > max_length:
-            truncated += 1
+    iterator = iter(examples)
+    while batch := list(itertools.islice(iterator, BATCH)):
+        texts = [segment.text for example in batch for segment in example.segments]
+        ids_of = iter(tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+        for example in batch:
+            input_ids: list[int] = []
+            labels: list[int] = []
+            for segment in example.segments:
+                ids = next(ids_of)
+                if segment.eos:
+                    ids = [*ids, tokenizer.eos_token_id]
+                input_ids += ids
+                labels += ids if segment.trains else [IGNORE_INDEX] * len(ids)
+            length = len(input_ids)
             input_ids, labels = input_ids[:max_length], labels[:max_length]
-        if all(label == IGNORE_INDEX for label in labels):
-            continue  # truncation cut every loss-carrying token: nothing left to learn from
-        encoded.append(EncodedExample(input_ids, labels, example.line))
+            trains = any(label != IGNORE_INDEX for label in labels)
+            yield (EncodedExample(input_ids, labels, example.line) if trains else None), length
+
+
+def encode(examples: Iterable[Example], tokenizer: Any, max_length: int) -> tuple[list[EncodedExample], int]:
+    """The examples that keep a loss-carrying token, and how many had to be truncated to ``max_length``."""
+    encoded, truncated = [], 0
+    for example, length in encode_stream(examples, tokenizer, max_length):
+        truncated += length > max_length
+        if example is not None:
+            encoded.append(example)
     return encoded, truncated
+
+
+def nothing_to_train(path: Path, max_length: int) -> DatasetError:
+    return DatasetError(f"{path}: no example is left to train on (`max_length` {max_length} cut every loss-carrying token, or `eval_split` took them all)")
 
 
 def split(examples: list[T], eval_fraction: float, seed: int) -> tuple[list[T], list[T]]:

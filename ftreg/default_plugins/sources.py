@@ -33,7 +33,7 @@ class BuiltinSource(DatasetSource):
 
 class FileSource(DatasetSource):
     name = "file"
-    description = "a local file"
+    description = "a local data file (JSON, JSONL, CSV, TSV, text, Parquet, Arrow), a directory of them, or a `datasets` save_to_disk directory"
 
     def claims(self, text: str) -> bool:
         return True  # asked last: whatever no other source claims is a path
@@ -41,7 +41,7 @@ class FileSource(DatasetSource):
     def resolve(self, text: str) -> Path:
         path = Path(text)
         if path.is_dir():
-            raise DatasetError(f"{text}: is a directory; name a dataset file")
+            return path
         if path.exists() and not path.is_file():
             raise DatasetError(f"{text}: not a regular file (a pipe or device?); name a dataset file")
         if not path.is_file():

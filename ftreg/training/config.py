@@ -16,7 +16,7 @@ from typing import Any
 
 from ftreg import plugins
 from ftreg.contract import Entry, StrategyOptions, TrainingStrategy, TrainSpec
-from ftreg.datasets.loading import dataset_path, file_fingerprint
+from ftreg.datasets.loading import dataset_fingerprint
 from ftreg.errors import ConfigError
 
 REQUIRED = ("strategy", "dataset", "name")
@@ -122,7 +122,7 @@ def effective_spec(
 def _check_unchanged(parent: Entry, source: str) -> None:
     """Re-running a version on its recorded dataset must read the same bytes it recorded."""
     recorded = (parent.manifest.get("dataset") or {}).get("fingerprint")
-    if recorded and file_fingerprint(dataset_path(source)) != recorded:
+    if recorded and dataset_fingerprint(source) != recorded:
         raise ConfigError(
             f"{source} has changed since {parent.ref} was trained on it (it recorded {recorded[:19]}...); "
             f"to train on the new content, pass it explicitly as `dataset`"

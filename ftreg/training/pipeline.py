@@ -17,9 +17,9 @@ from ftreg import plugins
 from ftreg.bases.resolve import context_length, resolve_base
 from ftreg.card import write_model_card
 from ftreg.contract import TrainJob, TrainSpec
-from ftreg.datasets.encoding import encode, split
+from ftreg.datasets.encoding import encode, nothing_to_train, split
 from ftreg.datasets.loading import LoadedDataset, load_dataset
-from ftreg.errors import ArtifactError, ConfigError, DatasetError, TrainingDiverged
+from ftreg.errors import ArtifactError, ConfigError, TrainingDiverged
 from ftreg.registry import Entry, Registry
 from ftreg.training.config import upgrade_settings, with_strategy_options
 from ftreg.training.runs import Run, load_run, start_run
@@ -70,7 +70,7 @@ def train(
     if truncated:
         notify(f"{truncated} examples are longer than {max_length} tokens and were truncated (`max_length`)")
     if not train_set:
-        raise DatasetError(f"{dataset.path}: no example is left to train on (`max_length` {max_length} cut every loss token, or `eval_split` took them all)")
+        raise nothing_to_train(dataset.path, max_length)
     if spec.save_steps and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("`save_steps` is not supported in a distributed launch yet: checkpoints need every rank's state in one run directory")
     if resume is not None and resume.record.get("dataset_fingerprint") not in (None, dataset.fingerprint):

@@ -1,4 +1,4 @@
-"""Alpaca: a JSON array or JSONL of {"instruction", "input" (optional, may be empty), "output"}.
+"""Alpaca: records of {"instruction", "input" (optional, may be empty), "output"}.
 
 Rendered with the standard Alpaca prompts (the input section only when the input is non-empty);
 loss on the output only.
@@ -6,17 +6,10 @@ loss on the output only.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-from ftreg.contract.formats import (
-    DatasetFormat,
-    Example,
-    Problems,
-    Segment,
-    check_string_fields,
-    first_json_record,
-    read_json_records,
-)
+from ftreg.contract.formats import RecordFormat, RecordProblem, Segment, string_fields
 from ftreg.hookspecs import hookimpl
 
 WITH_INPUT = (
@@ -24,45 +17,31 @@ WITH_INPUT = (
     "Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
-WITHOUT_INPUT = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{prompt}\n\n### Response:\n"
-)
+WITHOUT_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n{prompt}\n\n### Response:\n"
 
 
-class AlpacaFormat(DatasetFormat):
+class AlpacaFormat(RecordFormat):
     name = "alpaca"
-    description = 'JSON array or JSONL of {"instruction", "input", "output"} with the Alpaca prompt'
+    description = 'records of {"instruction", "input", "output"} with the Alpaca prompt'
     renamable_fields = ("instruction", "input", "output")
-    fields = ("instruction", "output")
+    required_fields = ("instruction", "output")
     prompt_template = WITHOUT_INPUT
 
-    def score(self, path: Path, sample: str) -> float:
-        record = first_json_record(sample)
-        if not isinstance(record, dict) or "output" not in record:
+    def score_record(self, record: Mapping[str, Any]) -> float:
+        if "output" not in record:
             return 0.0
         return 1.0 if "instruction" in record else 0.5
 
-    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Example]:
-        problems = Problems(path)
-        examples = []
-        input_key = (columns or {}).get("input", "input")
-        for line, record in read_json_records(path):
-            row = check_string_fields(record, self.fields, problems, line, columns)
-            if row is None:
-                continue
-            assert isinstance(record, dict)  # check_string_fields returns None for anything else
-            extra = record.get(input_key, "")
-            if not isinstance(extra, str):
-                problems.add(f"{input_key!r} must be a string, got {type(extra).__name__}", line)
-                continue
-            if extra.strip():
-                prompt = WITH_INPUT.replace("{instruction}", row["instruction"]).replace("{input}", extra.strip())
-            else:
-                prompt = self.render_prompt(row["instruction"])
-            examples.append(Example((Segment(prompt, False), Segment(row["output"], True, eos=True)), line))
-        problems.raise_if_any()
-        return examples
+    def segments(self, record: Mapping[str, Any]) -> tuple[Segment, ...]:
+        row = string_fields(record, self.required_fields)
+        extra = record.get("input") or ""  # Parquet and Arrow give a missing input as None
+        if not isinstance(extra, str):
+            raise RecordProblem(f"'input' must be a string, got {type(extra).__name__}")
+        if extra.strip():
+            prompt = WITH_INPUT.replace("{instruction}", row["instruction"]).replace("{input}", extra.strip())
+        else:
+            prompt = self.render_prompt(row["instruction"])
+        return Segment(prompt, False), Segment(row["output"], True, eos=True)
 
 
 @hookimpl

@@ -1,28 +1,26 @@
-"""Plain text: one training example per line, blank lines skipped; every token carries loss."""
+"""Plain text: records of {"text"}; a plain-text file gives one per non-blank line. Every token carries loss."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-from ftreg.contract.formats import DatasetFormat, Example, Segment, looks_like_json, read_text
+from ftreg.contract.formats import RecordFormat, Segment, string_fields
 from ftreg.hookspecs import hookimpl
 
 
-class TextFormat(DatasetFormat):
+class TextFormat(RecordFormat):
     name = "text"
-    description = "plain text, one example per line; plain causal LM, no masking"
-    renamable_fields = ()
+    description = "plain text, one example per line (or a text column); plain causal LM, no masking"
+    renamable_fields = ("text",)
+    required_fields = ("text",)
 
-    def score(self, path: Path, sample: str) -> float:
-        # The fallback: any text can be read as lines, so it only wins when nothing specific matches.
-        return 0.0 if looks_like_json(sample) else 0.2
+    def score_record(self, record: Mapping[str, Any]) -> float:
+        # Low: many tables have a text column next to the ones a more specific format reads.
+        return 0.2 if isinstance(record.get("text"), str) else 0.0
 
-    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Example]:
-        return [
-            Example((Segment(line.strip(), True, eos=True),), number)
-            for number, line in enumerate(read_text(path).splitlines(), start=1)
-            if line.strip()
-        ]
+    def segments(self, record: Mapping[str, Any]) -> tuple[Segment, ...]:
+        return (Segment(string_fields(record, self.required_fields)["text"], True, eos=True),)
 
 
 @hookimpl
