@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any, TypeVar
 
-from ftreg.contract import IGNORE_INDEX, EncodedExample, Example
+from ftreg.contract import IGNORE_INDEX, EncodedExample, Example, Segment
 
 T = TypeVar("T")
 
@@ -22,9 +22,7 @@ def encode(examples: list[Example], tokenizer: Any, max_length: int) -> tuple[li
         input_ids: list[int] = []
         labels: list[int] = []
         for segment in example.segments:
-            ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
-            if segment.eos:
-                ids = [*ids, tokenizer.eos_token_id]
+            ids = segment_ids(segment, tokenizer)
             input_ids += ids
             labels += ids if segment.trains else [IGNORE_INDEX] * len(ids)
         if len(input_ids) > max_length:
@@ -34,6 +32,15 @@ def encode(examples: list[Example], tokenizer: Any, max_length: int) -> tuple[li
             continue  # truncation cut every loss-carrying token: nothing left to learn from
         encoded.append(EncodedExample(input_ids, labels, example.line))
     return encoded, truncated
+
+
+def segment_ids(segment: Segment, tokenizer: Any) -> list[int]:
+    """A segment's tokens, tokenized on its own, then the end-of-text token if it is marked ``eos``.
+
+    Training encodes examples with it and generation its rendered prompt, so the two agree.
+    """
+    ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
+    return [*ids, tokenizer.eos_token_id] if segment.eos else list(ids)
 
 
 def split(examples: list[T], eval_fraction: float, seed: int) -> tuple[list[T], list[T]]:

@@ -17,6 +17,7 @@ from ftreg.contract.formats import (
     first_json_record,
     read_json_records,
 )
+from ftreg.errors import ConfigError
 from ftreg.hookspecs import hookimpl
 
 WITH_INPUT = (
@@ -36,6 +37,7 @@ class AlpacaFormat(DatasetFormat):
     renamable_fields = ("instruction", "input", "output")
     fields = ("instruction", "output")
     prompt_template = WITHOUT_INPUT
+    generation_extras = ("input",)
 
     def score(self, path: Path, sample: str) -> float:
         record = first_json_record(sample)
@@ -63,6 +65,16 @@ class AlpacaFormat(DatasetFormat):
             examples.append(Example((Segment(prompt, False), Segment(row["output"], True, eos=True)), line))
         problems.raise_if_any()
         return examples
+
+    def generation_prompt(
+        self, prompt: str | None = None, *, system: str | None = None, input: str | None = None, messages: list[dict[str, str]] | None = None
+    ) -> tuple[Segment, ...]:
+        """The prompt `read` renders for this instruction and input (the input section only when the input is not blank)."""
+        if prompt is None or not prompt.strip():
+            raise ConfigError("the prompt (the Alpaca instruction) is empty")
+        if input is None or not input.strip():
+            return (Segment(self.render_prompt(prompt.strip()), False),)
+        return (Segment(WITH_INPUT.replace("{instruction}", prompt.strip()).replace("{input}", input.strip()), False),)
 
 
 @hookimpl
