@@ -118,6 +118,7 @@ def train(
             plugins.call("on_train_end", job=job, metrics=metrics)
             if run is None:
                 return None  # under torchrun/accelerate every rank trains; rank 0 publishes
+            system_prompt = dataset.format.system_prompt(dataset.examples)
             described = {
                 **dataset.describe(),
                 "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
@@ -138,7 +139,9 @@ def train(
                 },
                 "base_fingerprint": base.fingerprint,
                 "base_source": base.source,
-                "prompt_template": dataset.format.prompt_template,
+                # What generation needs to render prompts as this data was rendered, without reading it again.
+                "prompt_template": dataset.format.generation_template(system_prompt),
+                "system_prompt": system_prompt,
                 "parent": parent.ref if parent else None,
                 "run": run.id,
             }
