@@ -55,15 +55,16 @@ class Prompter:
             return (Segment(prompt, False),)
         if (prompt is None) == (messages is None):
             raise ConfigError("pass a prompt or `messages` (a dialogue), not both" if prompt is not None else "pass a prompt or `messages` (a dialogue)")
-        dataset_format = self._format(given[0]) if given or self.system_prompt else None
+        dataset_format = self._format(given[0] if given else None) if given or self.system_prompt else None
         for name in given:
             if dataset_format is None or name not in dataset_format.generation_extras:
                 raise ConfigError(self._refusal(name))
         if system is None and self.system_prompt and dataset_format is not None and not _opens_with_system(messages):
             system = self.system_prompt  # a dialogue's own system message wins over the recorded one
-        if system is not None and not system.strip():
-            system = None  # "": no system message
-        if dataset_format is None or (system is None and input is None and messages is None):
+        without_system = system is not None and not system.strip()  # "": no system message, not even the recorded one
+        if without_system:
+            system = None
+        if dataset_format is None or (system is None and input is None and messages is None and not without_system):
             assert prompt is not None
             return (Segment(self.template.replace("{prompt}", prompt), False),)
         extras: dict[str, Any] = {name: value for name, value in (("system", system), ("input", input), ("messages", messages)) if value is not None}
