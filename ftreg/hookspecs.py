@@ -40,6 +40,8 @@ def register_dataset_formats(register: Callable[[DatasetFormat], None]) -> None:
         user's text; recorded with every version so generation wraps prompts the way training
         did), ``score(path, sample)`` for detection without ``--format``, and ``read(path,
         columns)`` returning validated examples or raising ``DatasetError`` naming file and line.
+        A format that renders system prompts, inputs or dialogues at generation lists them in
+        ``generation_extras`` and overrides ``generation_prompt`` (and ``system_prompt``).
     """
 
 
