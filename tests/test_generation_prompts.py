@@ -113,6 +113,14 @@ def test_a_chat_version_generates_with_its_recorded_system_prompt_and_system_rep
     assert _completion(cli_run, "--adapter", chat_version, "--system", "Answer in French.", "Where is my order?") == _completion(cli_run, "--base", "tiny-gpt2", "--raw", other)
 
 
+def test_the_system_prompt_travels_with_push_and_pull(hub, chat_version, cli_run, registry):
+    _ok(cli_run("push", chat_version, "--repo", "alice/chatty", "--base-repo", "alice/tiny"))
+    pulled = _ok(cli_run("pull", "alice/chatty", "--name", "chatcopy")).stdout.strip().splitlines()[-1]
+    assert registry.resolve(pulled).manifest["system_prompt"] == SYSTEM
+    assert ftreg.prompter(pulled).render("Hi", system="Be brief.") == ftreg.prompter(chat_version).render("Hi", system="Be brief.")
+    assert ftreg.prompter(pulled).render("Hi") == ftreg.prompter(chat_version).render("Hi")
+
+
 def test_a_dialogue_from_a_messages_file_generates_as_the_raw_rendered_dialogue(chat_version, cli_run, tmp_path):
     dialogue = write_json(tmp_path / "dialogue.json", DIALOGUES[1]["messages"][1:-1])
     rendered = ftreg.prompter(chat_version).render(messages=DIALOGUES[1]["messages"][1:-1])
