@@ -15,7 +15,7 @@ from ftreg.version import __version__
 # name -> (module, attribute)
 _EXPORTS = {
     **{name: ("ftreg.api", name) for name in (
-        "check_dataset", "export", "gc", "init_base", "load", "pull", "push", "resume", "runs", "settings", "train",
+        "check_dataset", "export", "gc", "init_base", "load", "prompter", "pull", "push", "resume", "runs", "settings", "train",
     )},
     **{name: ("ftreg.plugins", name) for name in ("dataset_formats", "dataset_sources", "plugin_infos", "training_strategies")},
     "add_plugin_commands": ("ftreg.plugins", "register_commands"),
@@ -28,6 +28,7 @@ _EXPORTS = {
     "show_everything": ("ftreg.engines.quiet", "show_everything"),
     "Composed": ("ftreg.inference.compose", "Composed"),
     "GenerationOptions": ("ftreg.inference.options", "GenerationOptions"),
+    "Prompter": ("ftreg.inference.prompts", "Prompter"),
     "Registry": ("ftreg.registry", "Registry"),
     "MOVED_TO_OPTIONS": ("ftreg.training.config", "MOVED_TO_OPTIONS"),
     "SettingsWarning": ("ftreg.training.config", "SettingsWarning"),
@@ -46,6 +47,7 @@ __all__ = [
     "GenerationOptions",
     "InvalidName",
     "PluginWarning",
+    "Prompter",
     "Ref",
     "Registry",
     "RegistryConflict",
@@ -71,6 +73,7 @@ __all__ = [
     "option",
     "parse_ref",
     "plugin_infos",
+    "prompter",
     "pull",
     "push",
     "resume",
@@ -96,7 +99,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ftreg.api import check_dataset, export, gc, init_base, load, pull, push, resume, runs, settings, train
+    from ftreg.api import check_dataset, export, gc, init_base, load, prompter, pull, push, resume, runs, settings, train
     from ftreg.contract import Entry, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
     from ftreg.engines.quiet import show_everything
     from ftreg.errors import (
@@ -116,6 +119,7 @@ if TYPE_CHECKING:
     from ftreg.hookspecs import hookimpl
     from ftreg.inference.compose import Composed
     from ftreg.inference.options import GenerationOptions
+    from ftreg.inference.prompts import Prompter
     from ftreg.plugins import dataset_formats, dataset_sources, plugin_infos, training_strategies
     from ftreg.plugins import register_commands as add_plugin_commands
     from ftreg.registry import Registry

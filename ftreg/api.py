@@ -21,6 +21,8 @@ from ftreg.hub import pull as _pull
 from ftreg.hub import push as _push
 from ftreg.inference.compose import Composed, compose
 from ftreg.inference.export import export as _export
+from ftreg.inference.prompts import Prompter
+from ftreg.inference.prompts import prompter as _prompter
 from ftreg.registry import Registry
 from ftreg.training import pipeline
 from ftreg.training.config import effective_spec
@@ -86,10 +88,21 @@ def load(adapter: str | Entry | None = None, *, base: str | None = None, prompt_
     """A model ready to ``.generate(prompt)``: ``adapter`` on its recorded base (or on ``base``), or ``base`` alone.
 
     Files are checked against their recorded hashes, and an adapter's recorded base fingerprint
-    against the base, before any weights load.
+    against the base, before any weights load. Prompts are rendered as the adapter's training data
+    was (see `prompter`); ``prompt_format`` names a dataset format to render them with instead.
     """
     ref = adapter.ref if isinstance(adapter, Entry) else adapter
     return compose(_registry(registry), adapter=ref, base=base, prompt_format=prompt_format)
+
+
+def prompter(adapter: str | Entry | None = None, *, base: str | None = None, prompt_format: str | None = None, registry: Registry | None = None) -> Prompter:
+    """How `load` with the same arguments renders prompts, from the version's record alone: nothing loads.
+
+    ``.render(prompt, system=..., input=..., messages=...)`` shows what generation sends and refuses
+    what the model's format cannot render (a system prompt for a model not trained on chat data).
+    """
+    ref = adapter.ref if isinstance(adapter, Entry) else adapter
+    return _prompter(_registry(registry), adapter=ref, base=base, prompt_format=prompt_format)
 
 
 def export(ref: str | Entry, directory: str | Path, *, merge: bool = False, registry: Registry | None = None, notify: Notify = _quiet) -> Path:

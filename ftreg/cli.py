@@ -497,11 +497,15 @@ def _summary(entry: ftreg.Entry) -> str:
 
 
 @cli.command()
-@click.argument("prompt", nargs=-1, required=True)
+@click.argument("prompt", nargs=-1)
 @click.option("--adapter", help="Registry adapter (or checkpoint) to generate with, e.g. support-v2.")
 @click.option("--base", help="Base to generate with: alone, or instead of the adapter's recorded base.")
-@click.option("--format", "prompt_format", help="Wrap the prompt in this dataset format's template (default: the adapter's).")
+@click.option("--format", "prompt_format", help="Render prompts as this dataset format does (default: as the adapter's training data was).")
 @click.option("--raw", is_flag=True, help="Send the prompt as it is, without any template.")
+@click.option("--system", help="Chat-trained versions: the system message (default: the one the training data used; \"\" for none).")
+@click.option("--input", "input_", metavar="TEXT", help="Alpaca-trained versions: fill the prompt's input section with TEXT.")
+@click.option("--messages", type=click.Path(path_type=Path), metavar="FILE", help='Chat-trained versions: a JSON list of {"role", "content"} messages, the last from the user; replaces PROMPT.')
+@click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), metavar="FILE", help='A file of prompts: one per line, or in a .jsonl file one {"prompt": ...} object per line.')
 @click.option("--max-new-tokens", type=int, default=GenerationOptions.max_new_tokens, show_default=True)
 @click.option("--temperature", type=float, default=GenerationOptions.temperature, show_default=True)
 @click.option("--top-p", type=float, default=GenerationOptions.top_p, show_default=True)
@@ -509,18 +513,104 @@ def _summary(entry: ftreg.Entry) -> str:
 @click.option("--repetition-penalty", type=float, default=GenerationOptions.repetition_penalty, show_default=True)
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (deterministic).")
 @click.option("--seed", type=int, help="Seed for sampling.")
-@click.option("--json", "as_json", is_flag=True, help='Print [{"prompt": ..., "completion": ...}, ...] instead.')
+@click.option("--json", "as_json", is_flag=True, help='Print [{"prompt": ..., "completion": ..., "model": ...}, ...] once all are done.')
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one such JSON object per line, each as soon as its completion is done.")
 @pass_registry
-def generate(registry: Registry, prompt: tuple[str, ...], adapter, base, prompt_format, raw, as_json, **sampling) -> None:
-    """Generate a completion for each PROMPT; prints the completions only."""
+def generate(
+    registry: Registry,
+    prompt: tuple[str, ...],
+    adapter,
+    base,
+    prompt_format,
+    raw,
+    system,
+    input_,
+    messages: Path | None,
+    prompts_file: Path | None,
+    as_json,
+    as_jsonl,
+    **sampling,
+) -> None:
+    """Generate a completion for each PROMPT, rendered the way the adapter's training data was.
+
+    Prints the completion alone; for several prompts, each under a "==> PROMPT <==" line.
+    """
+    if as_json and as_jsonl:
+        raise UserError("--json and --jsonl are two shapes of one output; pass one")
+    prompts = [*prompt, *(_prompts_in(prompts_file) if prompts_file else [])]
+    dialogue = _messages_in(messages) if messages else None
+    if dialogue is not None and prompts:
+        raise UserError("--messages is one whole dialogue; pass it without PROMPT or --prompts")
+    if dialogue is None and not prompts:
+        raise UserError("nothing to generate: pass a PROMPT, --prompts FILE or --messages FILE")
     options = GenerationOptions(**sampling)
+    extras = {"raw": raw, "system": system, "input": input_}
+    requests = [{"prompt": text, **extras} for text in prompts] if dialogue is None else [{"messages": dialogue, **extras}]
+    prompter = ftreg.prompter(adapter, base=base, prompt_format=prompt_format, registry=registry)
+    if dialogue is not None:  # whether this model renders dialogues at all, before what this one holds
+        prompter.segments(**{**requests[0], "messages": [{"role": "user", "content": "?"}]})
+    for request in requests:  # every misuse is reported before the model loads
+        try:
+            prompter.segments(**request)
+        except FtregError as error:
+            raise (FtregError(f"{messages}: {error}") if dialogue is not None else error) from None
     composed = ftreg.load(adapter, base=base, prompt_format=prompt_format, registry=registry)
-    completions = [(text, composed.generate(text, options, raw=raw)) for text in prompt]
+    results = []
+    for number, request in enumerate(requests, start=1):
+        shown = request["prompt"] if dialogue is None else dialogue[-1]["content"]
+        result = {"prompt": shown, "completion": composed.generate(options=options, **request), "model": composed.description}
+        if as_jsonl:
+            click.echo(json.dumps(result, ensure_ascii=False))
+        elif not as_json:
+            if len(requests) > 1:
+                click.echo(("\n" if number > 1 else "") + f"==> {' '.join(shown.split())} <==")
+            click.echo(result["completion"])
+        results.append(result)
     if as_json:
-        _echo_json([{"prompt": text, "completion": completion, "model": composed.description} for text, completion in completions])
-        return
-    for _, completion in completions:
-        click.echo(completion)
+        _echo_json(results)
+
+
+def _prompts_in(path: Path) -> list[str]:
+    """The prompts of a --prompts file: one per non-blank line, or ``{"prompt": ...}`` per line of a .jsonl file."""
+    text = _read_input(path, "--prompts")
+    prompts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix.lower() != ".jsonl":
+            prompts.append(line.strip())
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise FtregError(f"{path}:{number}: invalid JSON: {error.msg} (a .jsonl file of prompts holds one {{\"prompt\": ...}} object per line)") from error
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or set(record) != {"prompt"}:
+            raise FtregError(f'{path}:{number}: expected an object with one key, "prompt", holding text; got {line.strip()[:60]}')
+        prompts.append(record["prompt"])
+    if not prompts:
+        raise FtregError(f"{path}: the file holds no prompts (--prompts)")
+    return prompts
+
+
+def _messages_in(path: Path) -> list[Any]:
+    """The dialogue of a --messages file: a JSON list of messages (what is in them, the format checks)."""
+    try:
+        messages = json.loads(_read_input(path, "--messages"))
+    except json.JSONDecodeError as error:
+        raise FtregError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg} (--messages)") from error
+    if not isinstance(messages, list) or not messages:
+        got = "an empty list" if messages == [] else f"a JSON {type(messages).__name__}"
+        raise FtregError(f'{path}: expected a JSON list of {{"role", "content"}} messages, the last from the user; got {got} (--messages)')
+    return messages
+
+
+def _read_input(path: Path, flag: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise FtregError(f"{path}: no such file ({flag})") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise FtregError(f"{path}: cannot read it as UTF-8 text: {getattr(error, 'strerror', None) or error} ({flag})") from error
 
 
 @cli.command()

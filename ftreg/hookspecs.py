@@ -41,6 +41,8 @@ def register_dataset_formats(register: Callable[[DatasetFormat], None]) -> None:
         recorded with every version so generation wraps prompts the way training did), and
         ``score_record(record)`` with ``segments(record)`` (one record of any source to one
         example, raising ``RecordProblem``), or ``score(path, sample)`` with ``read(path, columns)``.
+        A format that renders system prompts, inputs or dialogues at generation lists them in
+        ``generation_extras`` and overrides ``generation_prompt`` (and ``system_prompt``).
     """
 
 

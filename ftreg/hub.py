@@ -29,7 +29,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 CONVERTED = {"pytorch_model.bin": "model.safetensors", "adapter_model.bin": "adapter_model.safetensors"}
 SAFE_PATTERNS = ["*.safetensors", "*.json", "*.txt", "*.md", "*.png", "*.model"]
 # What a pulled version may keep from the pushed manifest: what it is and how it was made.
-CARRIED = ("kind", "base", "base_fingerprint", "base_source", "strategy", "dataset", "config", "metrics", "prompt_template", "plugin_versions")
+CARRIED = ("kind", "base", "base_fingerprint", "base_source", "strategy", "dataset", "config", "metrics", "prompt_template", "system_prompt", "plugin_versions")
 
 
 def push(

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftreg.errors import DatasetError
+from ftreg.errors import ConfigError, DatasetError
 
 # Past this many problems a report stops listing them: the user has enough to fix.
 MAX_PROBLEMS = 20
+# What `ftreg generate` can pass a format besides the prompt (`DatasetFormat.generation_extras`).
+GENERATION_EXTRAS = ("system", "input", "messages")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class DatasetFormat:
     prompt_template: str = "{prompt}"
     # The fields `columns` (``--column FIELD=NAME``) can rename; None: the format does not say, nothing is checked.
     renamable_fields: tuple[str, ...] | None = None
+    # What generation may pass `generation_prompt` besides the prompt: any of GENERATION_EXTRAS.
+    generation_extras: tuple[str, ...] = ()
 
     def score(self, path: Path, sample: str) -> float:
         """How sure this format is that it can read the file (0: not at all, 1: certain).
@@ -61,6 +65,32 @@ class DatasetFormat:
 
     def render_prompt(self, text: str) -> str:
         return self.prompt_template.replace("{prompt}", text)
+
+    def system_prompt(self, examples: list[Example]) -> str | None:
+        """The system message the examples open with (the most common one), or None.
+
+        Recorded with every version trained on them, and the default system message at generation.
+        """
+        return None
+
+    def generation_prompt(
+        self, prompt: str | None = None, *, system: str | None = None, input: str | None = None, messages: list[dict[str, str]] | None = None
+    ) -> tuple[Segment, ...]:
+        """The untrained segments `read` renders before the reply to this request: what generation sends.
+
+        For a one-turn request that is the first segment of the example `read` makes of it, byte for
+        byte. ``system``, ``input`` and ``messages`` (a dialogue whose last message is the user's,
+        instead of ``prompt``) are passed only when named in `generation_extras`.
+        """
+        if prompt is None:
+            raise ConfigError(f"format {self.name!r} renders a `prompt`; none was given")
+        return (Segment(self.render_prompt(prompt), False),)
+
+    def generation_template(self, system: str | None = None) -> str:
+        """`prompt_template` with ``system`` rendered into it: the template a version records."""
+        if system is None:
+            return self.prompt_template
+        return "".join(segment.text for segment in self.generation_prompt("{prompt}", system=system))
 
 
 class RecordProblem(ValueError):

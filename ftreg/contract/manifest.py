@@ -41,7 +41,8 @@ class Manifest(TypedDict, total=False):
     config: dict[str, Any]  # every setting of the run, the strategy's options under "options"
     metrics: dict[str, float]
     files: dict[str, FileRecord]  # relative path -> sha256 and size, checked on every load
-    prompt_template: str
+    prompt_template: str  # how generation wraps a plain prompt ("{prompt}" marks it), system prompt included
+    system_prompt: str | None  # the system message the training data opened with (chat), the default at generation
     parent: str | None  # the version whose settings this run re-used (`--from`)
     run: str
     ftreg_version: str
@@ -164,7 +165,7 @@ def manifest_problems(manifest: object) -> list[str]:
             problems.append(f"{key} must be an object")
     if manifest.get("dataset") is not None and not isinstance(manifest["dataset"], dict):
         problems.append("dataset must be an object or null")
-    for key in ("base", "strategy", "prompt_template", "base_fingerprint", "parent"):
+    for key in ("base", "strategy", "prompt_template", "system_prompt", "base_fingerprint", "parent"):
         if manifest.get(key) is not None and not isinstance(manifest[key], str):
             problems.append(f"{key} must be text or null")
     return problems

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ftreg.contract import IGNORE_INDEX, EncodedExample, Example
+from ftreg.contract import IGNORE_INDEX, EncodedExample, Example, Segment
 from ftreg.errors import DatasetError
 
 T = TypeVar("T")
@@ -25,15 +25,12 @@ def encode_stream(examples: Iterable[Example], tokenizer: Any, max_length: int) 
     """
     iterator = iter(examples)
     while batch := list(itertools.islice(iterator, BATCH)):
-        texts = [segment.text for example in batch for segment in example.segments]
-        ids_of = iter(tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+        ids_of = iter(segment_ids([segment for example in batch for segment in example.segments], tokenizer))
         for example in batch:
             input_ids: list[int] = []
             labels: list[int] = []
             for segment in example.segments:
                 ids = next(ids_of)
-                if segment.eos:
-                    ids = [*ids, tokenizer.eos_token_id]
                 input_ids += ids
                 labels += ids if segment.trains else [IGNORE_INDEX] * len(ids)
             length = len(input_ids)
@@ -50,6 +47,16 @@ def encode(examples: Iterable[Example], tokenizer: Any, max_length: int) -> tupl
         if example is not None:
             encoded.append(example)
     return encoded, truncated
+
+
+def segment_ids(segments: Sequence[Segment], tokenizer: Any) -> list[list[int]]:
+    """Each segment's tokens, tokenized on its own (in one batched call), then the end-of-text
+    token if it is marked ``eos``. Training encodes examples with it and generation its rendered
+    prompt, so the two agree."""
+    if not segments:
+        return []
+    batch = tokenizer([segment.text for segment in segments], add_special_tokens=False)["input_ids"]
+    return [[*ids, tokenizer.eos_token_id] if segment.eos else list(ids) for segment, ids in zip(segments, batch)]
 
 
 def nothing_to_train(path: Path, max_length: int) -> DatasetError:

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ftreg import plugins
 from ftreg.bases.resolve import fingerprint_matches, resolve_base
 from ftreg.contract import Entry
+from ftreg.datasets.encoding import segment_ids
 from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
 from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
 from ftreg.inference.options import GenerationOptions
+from ftreg.inference.prompts import Prompter, prompter
 from ftreg.registry import Registry
 
 
@@ -25,19 +26,37 @@ from ftreg.registry import Registry
 class Composed:
     model: Any
     tokenizer: Any
-    prompt_template: str
+    prompter: Prompter  # renders prompts the way the version's training data was
     description: str  # what was loaded, e.g. "support-v2 on tiny-gpt2-v1"
 
-    def generate(self, prompt: str, options: GenerationOptions = GenerationOptions(), raw: bool = False) -> str:
-        """The completion alone: the rendered prompt is stripped from the output."""
+    @property
+    def prompt_template(self) -> str:
+        """How a plain prompt is wrapped ("{prompt}" marks it)."""
+        return self.prompter.template
+
+    def generate(
+        self,
+        prompt: str | None = None,
+        options: GenerationOptions = GenerationOptions(),
+        raw: bool = False,
+        *,
+        system: str | None = None,
+        input: str | None = None,
+        messages: list[dict[str, str]] | None = None,
+    ) -> str:
+        """The completion alone: the rendered prompt is stripped from the output.
+
+        ``system``, ``input`` and ``messages`` are rendered as training rendered them (`Prompter.segments`).
+        """
         import torch
 
-        text = prompt if raw else self.prompt_template.replace("{prompt}", prompt)
-        if not text:
-            raise ConfigError("the prompt is empty (and `raw` sends it without a template)")
-        inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        segments = self.prompter.segments(prompt, raw=raw, system=system, input=input, messages=messages)
+        ids = [token for ids in segment_ids(segments, self.tokenizer) for token in ids]
+        if not ids:
+            raise ConfigError("the prompt is empty")
+        input_ids = torch.tensor([ids], device=self.model.device)
         context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
-        length = int(inputs["input_ids"].shape[1])
+        length = len(ids)
         if context and length + options.max_new_tokens > context:
             raise ConfigError(f"the prompt ({length} tokens) plus `max_new_tokens` {options.max_new_tokens} exceed the model's context of {context} tokens")
         if options.seed is not None:
@@ -45,28 +64,25 @@ class Composed:
         sampling = {} if options.greedy else {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}
         with torch.no_grad():
             output = self.model.generate(
-                **inputs,
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
                 do_sample=not options.greedy,
                 max_new_tokens=options.max_new_tokens,
                 repetition_penalty=options.repetition_penalty,
                 pad_token_id=self.tokenizer.eos_token_id,
                 **sampling,
             )
-        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        return self.tokenizer.decode(output[0, length:], skip_special_tokens=True).strip()
 
 
 def compose(registry: Registry, adapter: str | None = None, base: str | None = None, prompt_format: str | None = None) -> Composed:
     """Load ``adapter`` onto its recorded base (or ``base``), or ``base`` alone.
 
-    ``prompt_format`` names a dataset format whose template wraps prompts; by default an adapter's
-    recorded template is used, and a bare base gets the prompt as it is.
+    ``prompt_format`` names a dataset format to render prompts with; by default an adapter's
+    recorded format, template and system prompt are used, and a bare base gets the prompt as it is.
     """
-    if adapter is None and base is None:
-        raise FtregError("pass an `adapter`, a `base`, or both")
+    prompts = prompter(registry, adapter, base, prompt_format)
     entry = registry.resolve(adapter) if adapter else None
-    template = entry.manifest.get("prompt_template", "{prompt}") if entry else "{prompt}"
-    if prompt_format:
-        template = plugins.get_dataset_format(prompt_format).prompt_template
     if entry is not None and entry.kind == "checkpoint":
         if base is not None:
             raise FtregError(f"{entry.ref} is a full checkpoint; it has no base to replace (drop `base`)")
@@ -104,7 +120,7 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
             _check_adapter_keys(model, entry)
         description = f"{entry.ref} on {resolved.ref}"
     model.eval()
-    return Composed(model, tokenizer, template, description)
+    return Composed(model, tokenizer, prompts, description)
 
 
 @contextlib.contextmanager

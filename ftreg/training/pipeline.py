@@ -54,6 +54,9 @@ def train(
     )
     for loaded in filter(None, (dataset, eval_dataset)):
         _notify_about(loaded, notify)
+    # Asked before training, so that a format's mistake here costs no run.
+    system_prompt = dataset.format.system_prompt(dataset.examples)
+    prompt_template = dataset.format.generation_template(system_prompt)
 
     base = resolve_base(spec.base, registry)
     from transformers import AutoTokenizer
@@ -138,7 +141,9 @@ def train(
                 },
                 "base_fingerprint": base.fingerprint,
                 "base_source": base.source,
-                "prompt_template": dataset.format.prompt_template,
+                # What generation needs to render prompts as this data was rendered, without reading it again.
+                "prompt_template": prompt_template,
+                "system_prompt": system_prompt,
                 "parent": parent.ref if parent else None,
                 "run": run.id,
             }

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ftreg.contract.formats import RecordFormat, RecordProblem, Segment, string_fields
+from ftreg.errors import ConfigError
 from ftreg.hookspecs import hookimpl
 
 WITH_INPUT = (
@@ -17,7 +18,10 @@ WITH_INPUT = (
     "Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
-WITHOUT_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n{prompt}\n\n### Response:\n"
+WITHOUT_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{prompt}\n\n### Response:\n"
+)
 
 
 class AlpacaFormat(RecordFormat):
@@ -26,6 +30,7 @@ class AlpacaFormat(RecordFormat):
     renamable_fields = ("instruction", "input", "output")
     required_fields = ("instruction", "output")
     prompt_template = WITHOUT_INPUT
+    generation_extras = ("input",)
 
     def score_record(self, record: Mapping[str, Any]) -> float:
         if "output" not in record:
@@ -42,6 +47,14 @@ class AlpacaFormat(RecordFormat):
         else:
             prompt = self.render_prompt(row["instruction"])
         return Segment(prompt, False), Segment(row["output"], True, eos=True)
+
+    def generation_prompt(
+        self, prompt: str | None = None, *, system: str | None = None, input: str | None = None, messages: list[dict[str, str]] | None = None
+    ) -> tuple[Segment, ...]:
+        """The prompt `segments` renders for this instruction and input (the input section only when the input is not blank)."""
+        if prompt is None or not prompt.strip():
+            raise ConfigError("the prompt (the Alpaca instruction) is empty")
+        return self.segments({"instruction": prompt, "input": input or "", "output": "-"})[:1]
 
 
 @hookimpl

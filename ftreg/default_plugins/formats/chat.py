@@ -16,10 +16,12 @@ learns where a reply stops::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from ftreg.contract.formats import RecordFormat, RecordProblem, Segment
+from ftreg.contract.formats import Example, RecordFormat, RecordProblem, Segment
+from ftreg.errors import ConfigError
 from ftreg.hookspecs import hookimpl
 
 ROLES = ("system", "user", "assistant")
@@ -31,6 +33,7 @@ class ChatFormat(RecordFormat):
     renamable_fields = ("messages",)
     required_fields = ("messages",)
     prompt_template = "<|user|>\n{prompt}\n<|assistant|>\n"
+    generation_extras = ("system", "messages")
 
     def score_record(self, record: Mapping[str, Any]) -> float:
         return 1.0 if isinstance(record.get("messages"), list) else 0.0
@@ -40,6 +43,52 @@ class ChatFormat(RecordFormat):
         if not isinstance(messages, list) or not messages:
             raise RecordProblem('expected an object with a non-empty "messages" list')
         return dialogue_segments([_message(number, message) for number, message in enumerate(messages, start=1)])
+
+    def system_prompt(self, examples: list[Example]) -> str | None:
+        """The most common first system message of the dialogues (None when most open without one)."""
+        counts = Counter(_opening_system(example) for example in examples)
+        return counts.most_common(1)[0][0] if counts else None
+
+    def generation_prompt(
+        self, prompt: str | None = None, *, system: str | None = None, input: str | None = None, messages: list[dict[str, str]] | None = None
+    ) -> tuple[Segment, ...]:
+        """Everything `segments` renders before the reply to the dialogue's last (user) message."""
+        dialogue: list = [{"role": "user", "content": prompt}] if messages is None else messages
+        if not isinstance(dialogue, list) or not dialogue:
+            raise ConfigError('`messages` must be a non-empty list of {"role", "content"} objects')
+        last = dialogue[-1]
+        role = last.get("role") if isinstance(last, dict) else None
+        if role != "user":
+            raise ConfigError(f"the last message must be from the user (it is the one to reply to), not {role!r}")
+        self._render(dialogue, "the prompt is empty" if messages is None else None)  # numbered as the user numbers them
+        if system is not None and system.strip():
+            first = dialogue[0]
+            if isinstance(first, dict) and first.get("role") == "system":
+                raise ConfigError("the messages open with a system message of their own; drop it or `system`")
+            dialogue = [{"role": "system", "content": system}, *dialogue]
+        return self._render(dialogue, None)
+
+    def _render(self, dialogue: list, problem: str | None) -> tuple[Segment, ...]:
+        try:
+            segments = dialogue_segments([_message(number, message) for number, message in enumerate([*dialogue, _STAND_IN], start=1)])
+        except RecordProblem as error:
+            raise ConfigError(problem or str(error)) from None
+        return segments[:-1]  # without the stand-in reply: what is left ends with "<|assistant|>\n"
+
+
+# A reply to render the dialogue up to: `dialogue_segments` renders what precedes an assistant turn.
+_STAND_IN = {"role": "assistant", "content": "-"}
+
+
+def _opening_system(example: Example) -> str | None:
+    """The content of the system message an example opens with: the text between "<|system|>\n" and the next turn."""
+    head = example.segments[0].text if example.segments else ""
+    opening = "<|system|>\n"
+    if not head.startswith(opening):
+        return None
+    body = head[len(opening) :]
+    ends = [end for end in (body.find(f"\n<|{role}|>\n") for role in ROLES) if end >= 0]
+    return body[: min(ends)] if ends else None
 
 
 def _message(number: int, message: object) -> tuple[str, str, bool]:

@@ -1,7 +1,8 @@
 """ShareGPT dialogues: records of {"conversations": [{"from", "value"}, ...]}.
 
 Speakers ``human``/``user``, ``gpt``/``assistant`` and ``system`` are rendered with the chat
-format's template, so a ShareGPT-trained version generates exactly as a chat-trained one.
+format's template, so a ShareGPT-trained version generates exactly as a chat-trained one
+(``--system`` and ``--messages`` included).
 """
 
 from __future__ import annotations
@@ -9,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftreg.contract.formats import RecordFormat, RecordProblem, Segment
+from ftreg.contract.formats import RecordProblem, Segment
 from ftreg.default_plugins.formats.chat import ChatFormat, dialogue_segments
 from ftreg.hookspecs import hookimpl
 
 SPEAKERS = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
 
-class ShareGptFormat(RecordFormat):
+class ShareGptFormat(ChatFormat):
     name = "sharegpt"
     description = 'records of {"conversations": [{"from", "value"}]} (human/gpt/system); loss on gpt turns'
     renamable_fields = ("conversations",)
     required_fields = ("conversations",)
-    prompt_template = ChatFormat.prompt_template
 
     def score_record(self, record: Mapping[str, Any]) -> float:
         return 1.0 if isinstance(record.get("conversations"), list) else 0.0
