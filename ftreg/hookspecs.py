@@ -54,8 +54,8 @@ def register_dataset_sources(register: Callable[[DatasetSource], None]) -> None:
         ``description``, ``claims(text)`` (does this source understand the ``--dataset`` text?)
         and ``resolve(text)`` returning the local data (a `Path` to a file or directory, or a
         `ftreg.contract.ResolvedData` that also says how to name and fingerprint it). Local
-        paths and ``builtin:NAME`` are built-in sources registered the same way; a plugin's
-        source is asked first.
+        paths, ``builtin:NAME`` and Hub dataset ids (``OWNER/NAME[@REVISION][:SPLIT]``) are
+        built-in sources registered the same way; a plugin's source is asked first.
     """
 
 
