@@ -17,6 +17,7 @@ from ftreg.bases.resolve import context_length, resolve_base
 from ftreg.contract import Entry, TrainSpec
 from ftreg.datasets.check import check_report
 from ftreg.datasets.loading import open_dataset
+from ftreg.datasets.tokenizer import load_encoder
 from ftreg.hub import pull as _pull
 from ftreg.hub import push as _push
 from ftreg.inference.compose import Composed, compose
@@ -150,10 +151,7 @@ def check_dataset(
     for _ in reader.examples():
         pass  # every problem of the data is reported before the base is resolved (which may publish it)
     resolved = resolve_base(base, registry)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    return {**check_report(reader, tokenizer, min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
+    return {**check_report(reader, load_encoder(resolved.path), min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
 
 
 def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Entry:

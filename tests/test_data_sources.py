@@ -194,8 +194,30 @@ def test_bad_data_is_one_located_line_with_exit_2_before_anything_heavy_loads(ma
     assert not (tmp_path / "home").exists()  # nothing was created
 
 
-def test_a_missing_file_costs_no_heavy_import(tmp_path, monkeypatch):
+@pytest.mark.parametrize("dataset", ["nope.json", "builtin:support"])
+def test_data_check_costs_no_heavy_import(dataset, tmp_path, monkeypatch):
+    """A missing file is said at once, and a whole check needs only `tokenizers`: no torch, transformers or datasets."""
     monkeypatch.setenv("FTREG_HOME", str(tmp_path / "home"))
-    code = "import sys; from ftreg.cli import main; sys.argv=['ftreg','data','check','nope.json']\ntry: main()\nexcept SystemExit: pass\nprint(sorted(m for m in ('torch','transformers','datasets','peft','bitsandbytes') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    code = (
+        f"import sys; from ftreg.cli import main; sys.argv=['ftreg','data','check',{dataset!r}]\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in ('torch','transformers','datasets','peft','bitsandbytes') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_the_encoder_gives_the_ids_transformers_gives(embedded_base):
+    """Training and data check encode with `tokenizers` alone; a model's users tokenize with transformers."""
+    from transformers import AutoTokenizer
+
+    from ftreg.datasets.tokenizer import Encoder, load_encoder
+
+    texts = ["Where is my order?", " leading space", "Ünïcödé, emoji 🙂 and\ttabs\n\nnewlines", "<|endoftext|>", "### Response:\n", ""]
+    encoder = load_encoder(embedded_base.path)
+    reference = AutoTokenizer.from_pretrained(embedded_base.path)
+    assert isinstance(encoder, Encoder)  # the fast path, not the fallback
+    assert encoder(texts, add_special_tokens=False)["input_ids"] == reference(texts, add_special_tokens=False)["input_ids"]
+    assert encoder.eos_token_id == reference.eos_token_id
+    ids = reference(texts[2], add_special_tokens=False)["input_ids"]
+    assert encoder.decode(ids) == reference.decode(ids)

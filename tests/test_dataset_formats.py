@@ -20,6 +20,8 @@ CASES = {
     "qa.csv": ("csv-qa", 3, []),
     "qa.tsv": ("csv-qa", 2, ["--column", "question=Q", "--column", "answer=A"]),
     "chat.jsonl": ("chat", 3, []),
+    "sharegpt.jsonl": ("sharegpt", 3, []),
+    "prompt_completion.jsonl": ("prompt-completion", 3, []),
 }
 
 

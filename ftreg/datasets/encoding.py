@@ -15,8 +15,8 @@ T = TypeVar("T")
 BATCH = 512  # examples tokenized in one call: the fast tokenizer spreads a batch over the cores
 
 
-def encode_stream(examples: Iterable[Example], tokenizer: Any, max_length: int) -> Iterator[tuple[EncodedExample | None, int]]:
-    """Each example's encoding and its length before truncation to ``max_length``.
+def encode_stream(examples: Iterable[Example], tokenizer: Any, max_length: int) -> Iterator[tuple[Example, EncodedExample | None, int]]:
+    """Each example with its encoding and its length before truncation to ``max_length``.
 
     Each segment is tokenized on its own, exactly as generation tokenizes a rendered prompt;
     segments marked ``eos`` are followed by the end-of-text token. The encoding is None when
@@ -36,13 +36,13 @@ def encode_stream(examples: Iterable[Example], tokenizer: Any, max_length: int) 
             length = len(input_ids)
             input_ids, labels = input_ids[:max_length], labels[:max_length]
             trains = any(label != IGNORE_INDEX for label in labels)
-            yield (EncodedExample(input_ids, labels, example.line) if trains else None), length
+            yield example, (EncodedExample(input_ids, labels, example.line) if trains else None), length
 
 
 def encode(examples: Iterable[Example], tokenizer: Any, max_length: int) -> tuple[list[EncodedExample], int]:
     """The examples that keep a loss-carrying token, and how many had to be truncated to ``max_length``."""
     encoded, truncated = [], 0
-    for example, length in encode_stream(examples, tokenizer, max_length):
+    for _, example, length in encode_stream(examples, tokenizer, max_length):
         truncated += length > max_length
         if example is not None:
             encoded.append(example)

@@ -8,13 +8,12 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ftreg import plugins
 from ftreg.contract.formats import DatasetFormat, Example, Problems, RecordFormat, RecordProblem
 from ftreg.contract.sources import ResolvedData
 from ftreg.datasets.detect import detect_format
-from ftreg.datasets.tables import Table, open_table, renamed
+from ftreg.datasets.tables import Record, Table, open_table, renamed
 from ftreg.errors import DatasetError
 
 # Far past any context window: a row this long is a broken file, not a long example.
@@ -58,48 +57,39 @@ class DatasetReader:
         problems: dict[Path, Problems] = {}
         seen: set[int] = set()  # hashes, not examples: a million rows stay cheap
         count = 0
-        for where, example, problem in self._read():
-            if problem is None and (size := sum(len(s.text) for s in example.segments)) > MAX_EXAMPLE_CHARS:
-                problem = f"the example is {size:,} characters long; the limit is {MAX_EXAMPLE_CHARS:,} (a broken export?)"
-            if problem is not None:
-                problems.setdefault(where.path, Problems(where.path, where.unit)).add(problem, where.position, where.column)
+        for record, read in self._read():
+            if isinstance(read, Example) and (size := sum(len(s.text) for s in read.segments)) > MAX_EXAMPLE_CHARS:
+                read = f"the example is {size:,} characters long; the limit is {MAX_EXAMPLE_CHARS:,} (a broken export?)"
+            if isinstance(read, str):
+                problems.setdefault(record.path, Problems(record.path, record.unit)).add(read, record.position, record.column)
                 continue
-            key = hash(example.segments)
+            key = hash(read.segments)
             if key in seen and duplicate_lines is not None:
-                duplicate_lines.append(example.line)
+                duplicate_lines.append(read.line)
             seen.add(key)
             count += 1
-            yield example
+            yield read
         for found in problems.values():
             found.raise_if_any()
         if not count:
             raise DatasetError(f"{self.path}: the dataset has no examples")
 
-    def _read(self) -> Iterator[tuple[Any, Any, str | None]]:
+    def _read(self) -> Iterator[tuple[Record, Example | str]]:
+        """Each record with its example, or with what is wrong with it."""
         if not isinstance(self.format, RecordFormat):
             if not self.path.is_file():
                 raise DatasetError(f"{self.path}: format {self.format.name!r} reads one local file, and this is a directory")
             for example in self.format.read(self.path, self.columns or None):
-                yield _Place(self.path, "line", example.line, None), example, None
+                yield Record(self.path, "line", example.line, None), example
             return
         for record in self.table.records():
             if record.problem is not None:
-                yield record, None, record.problem
+                yield record, record.problem
                 continue
             try:
-                example = Example(self.format.segments(renamed(record.value, self.columns)), record.position)
+                yield record, Example(self.format.segments(renamed(record.value, self.columns)), record.position)
             except RecordProblem as problem:
-                yield record, None, str(problem)
-                continue
-            yield record, example, None
-
-
-@dataclass(frozen=True)
-class _Place:
-    path: Path
-    unit: str
-    position: int
-    column: int | None
+                yield record, str(problem)
 
 
 @dataclass(frozen=True)

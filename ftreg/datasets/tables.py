@@ -124,6 +124,8 @@ def _file_kind(path: Path) -> str:
 
 
 def _directory_table(path: Path, split: str | None) -> Table:
+    if not any(found.suffix.lower() in DATA_SUFFIXES for found in path.rglob("*")):  # said before datasets takes 2 s to load
+        raise DatasetError(f"{path}: a directory with no data files ({', '.join(DATA_SUFFIXES)}) in it")
     # The Hub's rules for which files make which split (train-*.parquet, data/test/..., else all train).
     from datasets.data_files import get_data_patterns, resolve_pattern
 

@@ -15,6 +15,7 @@ from typing import Any
 from ftreg.bases.resolve import fingerprint_matches, resolve_base
 from ftreg.contract import Entry
 from ftreg.datasets.encoding import segment_ids
+from ftreg.datasets.tokenizer import load_encoder
 from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
 from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
 from ftreg.inference.options import GenerationOptions
@@ -28,6 +29,7 @@ class Composed:
     tokenizer: Any
     prompter: Prompter  # renders prompts the way the version's training data was
     description: str  # what was loaded, e.g. "support-v2 on tiny-gpt2-v1"
+    encoder: Any  # turns prompts into ids exactly as training encoded its examples (`load_encoder`)
 
     @property
     def prompt_template(self) -> str:
@@ -51,7 +53,7 @@ class Composed:
         import torch
 
         segments = self.prompter.segments(prompt, raw=raw, system=system, input=input, messages=messages)
-        ids = [token for ids in segment_ids(segments, self.tokenizer) for token in ids]
+        ids = [token for ids in segment_ids(segments, self.encoder) for token in ids]
         if not ids:
             raise ConfigError("the prompt is empty")
         input_ids = torch.tensor([ids], device=self.model.device)
@@ -120,7 +122,7 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
             _check_adapter_keys(model, entry)
         description = f"{entry.ref} on {resolved.ref}"
     model.eval()
-    return Composed(model, tokenizer, prompts, description)
+    return Composed(model, tokenizer, prompts, description, load_encoder(resolved.path))
 
 
 @contextlib.contextmanager

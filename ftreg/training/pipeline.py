@@ -19,6 +19,7 @@ from ftreg.card import write_model_card
 from ftreg.contract import TrainJob, TrainSpec
 from ftreg.datasets.encoding import encode, nothing_to_train, split
 from ftreg.datasets.loading import LoadedDataset, load_dataset
+from ftreg.datasets.tokenizer import load_encoder
 from ftreg.errors import ArtifactError, ConfigError, TrainingDiverged
 from ftreg.registry import Entry, Registry
 from ftreg.training.config import upgrade_settings, with_strategy_options
@@ -59,9 +60,7 @@ def train(
     prompt_template = dataset.format.generation_template(system_prompt)
 
     base = resolve_base(spec.base, registry)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    tokenizer = load_encoder(base.path)
     max_length = min(spec.max_length, context_length(base.path))
     encoded, truncated = encode(dataset.examples, tokenizer, max_length)
     if eval_dataset is None:
