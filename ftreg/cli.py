@@ -571,21 +571,21 @@ def generate(
 
 
 def _prompts_in(path: Path) -> list[str]:
-    """The prompts of a --prompts file: one per non-blank line, or ``{"prompt": ...}`` per line of a .jsonl file."""
+    """The prompts of a --prompts file: one per non-blank line, or ``{"prompt": ...}`` per line of a .jsonl or .ndjson file."""
     text = _read_input(path, "--prompts")
     prompts = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        if path.suffix.lower() != ".jsonl":
+        if path.suffix.lower() not in (".jsonl", ".ndjson"):
             prompts.append(line.strip())
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise FtregError(f"{path}:{number}: invalid JSON: {error.msg} (a .jsonl file of prompts holds one {{\"prompt\": ...}} object per line)") from error
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or set(record) != {"prompt"}:
-            raise FtregError(f'{path}:{number}: expected an object with one key, "prompt", holding text; got {line.strip()[:60]}')
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+            raise FtregError(f'{path}:{number}: expected an object whose "prompt" holds text; got {line.strip()[:60]}')
         prompts.append(record["prompt"])
     if not prompts:
         raise FtregError(f"{path}: the file holds no prompts (--prompts)")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +222,87 @@ def test_the_encoder_gives_the_ids_transformers_gives(embedded_base):
     assert encoder.eos_token_id == reference.eos_token_id
     ids = reference(texts[2], add_special_tokens=False)["input_ids"]
     assert encoder.decode(ids) == reference.decode(ids)
+
+
+def test_a_directory_of_split_named_files_reads_its_train_split_from_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("d").mkdir()
+    Path("d/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ALPACA))
+    Path("d/test.jsonl").write_text(json.dumps(ALPACA[0]) + "\n")
+    Path("d/LICENSE.txt").write_text("MIT, not data\n")
+    loaded = load_dataset("d")
+    assert len(loaded.examples) == len(ALPACA) and loaded.fingerprint.startswith("sha256:")
+    assert loaded.reference == str((tmp_path / "d").resolve())
+    assert len(load_dataset(str(tmp_path / "d")).examples) == len(ALPACA)
+    Path("d/train.jsonl").write_text(json.dumps(ALPACA[1]) + "\n")
+    assert load_dataset("d").fingerprint != loaded.fingerprint
+
+
+def test_chat_from_parquet_where_only_some_messages_carry_a_weight(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "draft", "weight": 0},
+                {"role": "user", "content": "again"}, {"role": "assistant", "content": "ok"}]
+    jsonl = tmp_path / "chat.jsonl"
+    jsonl.write_text(json.dumps({"messages": messages}) + "\n")
+    pq.write_table(pa.Table.from_pylist([{"messages": messages}]), tmp_path / "chat.parquet")
+    assert load_dataset(str(tmp_path / "chat.parquet")).examples[0].segments == load_dataset(str(jsonl)).examples[0].segments
+
+
+def test_an_excel_semicolon_csv_with_crlf_and_a_multiline_cell(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b'\xef\xbb\xbfquestion;answer\r\nHow do I reset?;"Go to Settings, then Security.\nClick Reset."\r\nIs it free?;Yes\r\n')
+    loaded = load_dataset(str(path))
+    assert loaded.format.name == "csv-qa"
+    assert [e.segments[1].text for e in loaded.examples] == ["Go to Settings, then Security.\nClick Reset.", "Yes"]
+
+
+def test_a_column_for_an_optional_field_the_first_record_leaves_out(tmp_path):
+    path = tmp_path / "opt.jsonl"
+    path.write_text('{"instruction": "Say hi", "output": "hi"}\n{"instruction": "Add", "context": "1 2", "output": "3"}\n')
+    examples = load_dataset(str(path), "alpaca", {"input": "context"}).examples
+    assert "### Input:\n1 2" in examples[1].segments[0].text
+
+
+def test_the_recorded_system_prompt_is_the_one_most_dialogues_share(tmp_path):
+    from ftreg import plugins
+
+    def dialogues(systems):
+        path = tmp_path / "c.jsonl"
+        path.write_text("".join(json.dumps({"messages": [{"role": "system", "content": s}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n" for s in systems))
+        return load_dataset(str(path), "chat").examples
+
+    chat = plugins.get_dataset_format("chat")
+    assert chat.system_prompt(dialogues(["Be brief."] * 3 + ["Be long."])) == "Be brief."
+    assert chat.system_prompt(dialogues([f"You are customer #{n}." for n in range(10)])) is None
+
+
+def test_a_plugin_format_for_binary_files_is_still_detected(tmp_path, register_plugin):
+    """Records cannot be read from an unknown binary file; a format that reads the file itself may claim it."""
+    from ftreg.formats import DatasetFormat, Example, Segment
+    from ftreg.hookspecs import hookimpl
+
+    class Sheet(DatasetFormat):
+        name = "sheet"
+        description = "a made-up binary spreadsheet"
+
+        def score(self, path, sample):
+            return 1.0 if path.suffix == ".sheet" else 0.0
+
+        def read(self, path, columns=None):
+            return [Example((Segment("Q: ", False), Segment(path.read_bytes()[4:].decode(), True, eos=True)), 1)]
+
+    class Plugin:
+        @hookimpl
+        def register_dataset_formats(self, register):
+            register(Sheet())
+
+    register_plugin(Plugin(), "sheet-plugin")
+    path = tmp_path / "data.sheet"
+    path.write_bytes(b"\xff\xfe\x00\x01hello")
+    assert load_dataset(str(path)).format.name == "sheet"
+    other = tmp_path / "data.bin"
+    other.write_bytes(b"\xff\xfe\x00\x01hello")
+    with pytest.raises(DatasetError, match=r"data\.bin:1: not UTF-8 text \(byte 0xff\)"):
+        open_dataset(str(other))

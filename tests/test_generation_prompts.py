@@ -216,7 +216,7 @@ def test_misuse_is_one_line_exit_2_and_stops_before_the_model_loads(case, record
 def test_bad_prompts_files_are_named_with_their_line(embedded_base, cli_run, tmp_path):
     bad = tmp_path / "prompts.jsonl"
     bad.write_text('{"prompt": "Hi"}\n{"text": "Yo"}\n', encoding="utf-8")
-    _one_line_error(cli_run("generate", "--base", "tiny-gpt2", "--prompts", bad), f'{bad}:2: expected an object with one key, "prompt", holding text')
+    _one_line_error(cli_run("generate", "--base", "tiny-gpt2", "--prompts", bad), f'{bad}:2: expected an object whose "prompt" holds text')
     bad.write_text('{"prompt": "Hi"}\nnot json\n', encoding="utf-8")
     _one_line_error(cli_run("generate", "--base", "tiny-gpt2", "--prompts", bad), f"{bad}:2: invalid JSON")
     empty = tmp_path / "empty.txt"

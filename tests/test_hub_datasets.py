@@ -49,7 +49,7 @@ def test_a_hub_id_reads_its_train_split_and_a_named_split(dataset_repo, cli_run,
     for text, records in ((REPO, ALPACA), (f"{REPO}:test", TEST), (f"hf://datasets/{REPO}@main:test", TEST)):
         loaded = load_dataset(text)
         assert [e.segments for e in loaded.examples] == [e.segments for e in _local(records, tmp_path, "local.jsonl")]
-        assert loaded.fingerprint == f"hub:{REPO}@{dataset_repo}"
+        assert loaded.fingerprint == f"hub:{REPO}@{dataset_repo}:" + ("test" if text.endswith(":test") else "train")
         assert loaded.reference == f"{REPO}@{dataset_repo}" + (":test" if text.endswith(":test") else "")
     # Only data files were fetched: not the card, not the image.
     snapshot = load_dataset(REPO).path
@@ -77,7 +77,7 @@ def test_a_new_commit_is_a_new_fingerprint_and_a_pinned_reference_keeps_the_old_
     pq.write_table(pa.Table.from_pylist(ALPACA[:3]), tmp_path / "train.parquet")
     commit = HfApi().upload_file(path_or_fileobj=tmp_path / "train.parquet", path_in_repo="data/train-00000-of-00001.parquet", repo_id=REPO, repo_type="dataset").oid
     new = load_dataset(REPO)
-    assert (new.fingerprint, len(new.examples)) == (f"hub:{REPO}@{commit}", 3)
+    assert (new.fingerprint, len(new.examples)) == (f"hub:{REPO}@{commit}:train", 3)
     pinned = load_dataset(old.reference)
     assert (pinned.fingerprint, len(pinned.examples)) == (old.fingerprint, len(ALPACA))
 
@@ -123,8 +123,8 @@ def test_training_records_the_commit_and_from_fetches_it_again(dataset_repo, cli
     assert result.exit_code == 0, result.output
     manifest = registry.resolve("x-v1").manifest
     assert manifest["config"]["dataset"] == f"{REPO}@{dataset_repo}"
-    assert manifest["dataset"]["fingerprint"] == f"hub:{REPO}@{dataset_repo}"
+    assert manifest["dataset"]["fingerprint"] == f"hub:{REPO}@{dataset_repo}:train"
     assert HfApi().dataset_info(REPO).sha == dataset_repo
     again = cli_run("train", "--from", "x-v1", "--name", "x")
     assert again.exit_code == 0, again.output
-    assert registry.resolve("x-v2").manifest["dataset"]["fingerprint"] == f"hub:{REPO}@{dataset_repo}"
+    assert registry.resolve("x-v2").manifest["dataset"]["fingerprint"] == f"hub:{REPO}@{dataset_repo}:train"

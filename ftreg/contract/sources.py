@@ -13,7 +13,7 @@ class ResolvedData:
     path: Path  # a data file, a directory of data files, or a `datasets` save_to_disk directory
     # How the record finds the same data again (e.g. a Hub id pinned to its commit); None: the absolute path.
     reference: str | None = None
-    # What identifies the content (e.g. "hub:owner/name@<commit>"); None: ftreg hashes the files it reads.
+    # What identifies the content (e.g. "hub:owner/name@<commit>:train"); None: ftreg hashes the files it reads.
     fingerprint: str | None = None
     split: str | None = None  # which split of a dataset that has several; None: "train", or the only one
 

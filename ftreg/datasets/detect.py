@@ -12,7 +12,11 @@ SAMPLE_BYTES = 65536
 def detect_format(table: Table, formats: dict[str, DatasetFormat], columns: dict[str, str]) -> DatasetFormat:
     """The one format that scores highest on the first record (record formats) or the file's first
     characters (file formats); an error naming the columns found if none matches, or on a tie."""
-    first = table.first_mapping()
+    unreadable: DatasetError | None = None
+    try:
+        first = table.first_mapping()
+    except DatasetError as error:  # not text ftreg reads (an .xlsx, say): a file format may still claim it
+        first, unreadable = None, error
     record = renamed(first, columns) if first is not None else None
     sample = _sample(table)
     scores = []
@@ -29,6 +33,8 @@ def detect_format(table: Table, formats: dict[str, DatasetFormat], columns: dict
     listing = ", ".join(f"{name} ({score:g})" for score, name in scores)
     if best:
         raise DatasetError(f"{table.path}: the data matches {' and '.join(best)} equally; pass `format` (scores: {listing})")
+    if unreadable is not None:
+        raise unreadable
     if first is None:
         _raise_first_problems(table)
     names = list(first or {})

@@ -13,6 +13,7 @@ import hashlib
 import io
 import itertools
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ TEXT_SUFFIXES = {".json": "json", ".jsonl": "json", ".ndjson": "json", ".csv": "
 BINARY_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow"}
 DATA_SUFFIXES = sorted({**TEXT_SUFFIXES, **BINARY_SUFFIXES})
 PARQUET_MAGIC, ARROW_FILE_MAGIC = b"PAR1", b"ARROW1"
+SAMPLE_RECORDS = 1000  # records read to learn a schemaless table's columns
 BATCH_ROWS = 1024  # rows decoded at once from Parquet or Arrow: enough to amortise, small enough to stay flat
 
 
@@ -66,12 +68,21 @@ class Table:
 
     def first_mapping(self) -> dict[str, Any] | None:
         """The first well-formed record, to detect the format and name the columns found."""
+        return next(self._mappings(), None)
+
+    def column_names(self) -> list[str]:
+        """Every column: the schema's, or the keys of the first records (JSON records may leave optional keys out)."""
+        schema = self.schema()
+        if schema is not None:
+            return list(schema[0])
+        return list(dict.fromkeys(key for record in itertools.islice(self._mappings(), SAMPLE_RECORDS) for key in record))
+
+    def _mappings(self) -> Iterator[dict[str, Any]]:
         for record in self.records():
             if record.problem is None and isinstance(record.value, dict):
-                return record.value
-            if record.position > 1000:
-                return None
-        return None
+                yield record.value
+            elif record.position > SAMPLE_RECORDS:
+                return
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -79,7 +90,7 @@ class Table:
             file_digest = _sha256(file)
             if len(self.files) == 1:
                 return "sha256:" + file_digest
-            digest.update(f"{file.relative_to(self.path)}\0{file_digest}\n".encode())
+            digest.update(f"{file.resolve().relative_to(self.path.resolve())}\0{file_digest}\n".encode())
         return "sha256:" + digest.hexdigest()
 
 
@@ -137,16 +148,23 @@ def _directory_table(path: Path, split: str | None) -> Table:
     chosen = split or ("train" if "train" in splits or len(splits) != 1 else next(iter(splits)))
     if chosen not in splits:
         raise DatasetError(f"{path}: no split {chosen!r}; the directory has {', '.join(map(repr, splits))}")
-    try:
-        files = sorted({Path(found) for pattern in splits[chosen] for found in resolve_pattern(pattern, str(path), allowed_extensions=DATA_SUFFIXES)})
-    except FileNotFoundError:
-        files = []
+    files = sorted({Path(found) for pattern in splits[chosen] for found in _matches(pattern, path, resolve_pattern)})
     if not files:
         raise DatasetError(f"{path}: a directory with no data files ({', '.join(DATA_SUFFIXES)}) in it")
-    kinds = {_file_kind(file) for file in files}
-    if len(kinds) > 1:
-        raise DatasetError(f"{path}: the {chosen} split mixes {' and '.join(sorted(kinds))} files; keep one kind per split")
-    return Table(path, tuple(files), kinds.pop(), chosen)
+    # As datasets does: the split is its most common kind of file (a LICENSE.txt beside data.jsonl is not data).
+    kinds = Counter(_file_kind(file) for file in files).most_common()
+    if len(kinds) > 1 and kinds[0][1] == kinds[1][1]:
+        raise DatasetError(f"{path}: the {chosen} split has as many {kinds[0][0]} as {kinds[1][0]} files; keep one kind of data file per split")
+    kind = kinds[0][0]
+    return Table(path, tuple(file for file in files if _file_kind(file) == kind), kind, chosen)
+
+
+def _matches(pattern: str, path: Path, resolve_pattern: Any) -> list[str]:
+    """The data files one of the Hub's split patterns matches; datasets raises when one matches nothing."""
+    try:
+        return resolve_pattern(pattern, str(path), allowed_extensions=DATA_SUFFIXES)
+    except FileNotFoundError:
+        return []
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -201,15 +219,23 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
     sample = "".join(line for _, line in zip(range(20), (line for _, line in _lines(path))))
     if not sample.strip():
         raise DatasetError(f"{path}: the file is empty")
-    try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    delimiter = _delimiter(path, sample.split("\n", 1)[0].rstrip("\r"))
     try:
         header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, strict=True))
     except csv.Error as error:
         raise DatasetError(f"{path}:1: invalid CSV: {error}") from error
     return [name.strip() for name in header], delimiter
+
+
+def _delimiter(path: Path, header: str) -> str:
+    """The separator the header line uses most (comma, semicolon, tab or pipe); the suffix decides when none appears.
+
+    The header alone decides: data rows hold quoted commas and multi-line cells that mislead a sniffer.
+    """
+    counts = Counter({candidate: header.count(candidate) for candidate in ",;\t|"}).most_common()
+    if counts[0][1] and counts[0][1] > counts[1][1]:
+        return counts[0][0]
+    return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
 def _csv_records(path: Path) -> Iterator[Record]:
@@ -276,9 +302,10 @@ def _binary_records(path: Path) -> Iterator[Record]:
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches)) if hasattr(reader, "get_batch") else iter(reader)
         row = 0
         for batch in batches:
-            for value in batch.to_pylist():
-                row += 1
-                yield Record(path, "row", row, value)
+            for offset in range(0, batch.num_rows, BATCH_ROWS):  # one record batch may hold the whole file
+                for value in batch.slice(offset, BATCH_ROWS).to_pylist():
+                    row += 1
+                    yield Record(path, "row", row, value)
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(f"{path}: not a readable {kind.capitalize()} file: {error}") from error
 

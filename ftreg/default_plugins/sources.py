@@ -62,10 +62,12 @@ class HubSource(DatasetSource):
         if not snapshot.is_dir() or not any(path.is_file() for path in snapshot.rglob("*")):
             raise DatasetError(f"{text}: the dataset repository has no data files ({', '.join(DATA_SUFFIXES)}) at commit {commit[:12]}")
         try:
-            open_table(snapshot, split)  # an unknown split is named now, by the id rather than the cache's path
+            table = open_table(snapshot, split)  # an unknown split is named now, by the id rather than the cache's path
         except DatasetError as error:
             raise DatasetError(str(error).replace(str(snapshot), f"{repo_id}@{commit[:12]}")) from error
-        return ResolvedData(snapshot, reference=pinned + (f":{split}" if split else ""), fingerprint=f"hub:{pinned}", split=split)
+        # The split read is part of the content: a run started on :train must not resume on :test.
+        fingerprint = f"hub:{pinned}:{table.split}"
+        return ResolvedData(snapshot, reference=pinned + (f":{split}" if split else ""), fingerprint=fingerprint, split=split)
 
 
 def _download(text: str, repo_id: str, revision: str | None) -> Path:

@@ -45,9 +45,14 @@ class ChatFormat(RecordFormat):
         return dialogue_segments([_message(number, message) for number, message in enumerate(messages, start=1)])
 
     def system_prompt(self, examples: list[Example]) -> str | None:
-        """The most common first system message of the dialogues (None when most open without one)."""
+        """The system message at least half the dialogues open with; None when no one message opens that many.
+
+        A prompt recorded here is sent with every generation by default, so it must be the data's
+        convention, not one dialogue's persona.
+        """
         counts = Counter(_opening_system(example) for example in examples)
-        return counts.most_common(1)[0][0] if counts else None
+        found, count = counts.most_common(1)[0] if counts else (None, 0)
+        return found if count * 2 >= len(examples) else None
 
     def generation_prompt(
         self, prompt: str | None = None, *, system: str | None = None, input: str | None = None, messages: list[dict[str, str]] | None = None
@@ -98,7 +103,8 @@ def _message(number: int, message: object) -> tuple[str, str, bool]:
         raise RecordProblem(f"message {number}: role must be one of {', '.join(ROLES)}, got {role!r}")
     if not isinstance(content, str) or not content.strip():
         raise RecordProblem(f"message {number}: 'content' must be a non-empty string")
-    weight = message.get("weight", 1) if isinstance(message, Mapping) else 1
+    weight = message.get("weight") if isinstance(message, Mapping) else None
+    weight = 1 if weight is None else weight  # Parquet and Arrow give a key other messages have as None
     if weight not in (0, 1):
         raise RecordProblem(f"message {number}: 'weight' must be 0 or 1, got {weight!r}")
     return role, content.strip(), weight == 1
