@@ -15,7 +15,7 @@ from ftreg.version import __version__
 # name -> (module, attribute)
 _EXPORTS = {
     **{name: ("ftreg.api", name) for name in (
-        "check_dataset", "export", "gc", "init_base", "load", "prompter", "pull", "push", "resume", "runs", "settings", "train",
+        "check_dataset", "export", "gc", "init_base", "load", "prompter", "pull", "push", "resume", "runs", "serve", "settings", "train",
     )},
     **{name: ("ftreg.plugins", name) for name in ("dataset_formats", "dataset_sources", "plugin_infos", "training_strategies")},
     "add_plugin_commands": ("ftreg.plugins", "register_commands"),
@@ -78,6 +78,7 @@ __all__ = [
     "push",
     "resume",
     "runs",
+    "serve",
     "settings",
     "show_everything",
     "train",
@@ -99,7 +100,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ftreg.api import check_dataset, export, gc, init_base, load, prompter, pull, push, resume, runs, settings, train
+    from ftreg.api import check_dataset, export, gc, init_base, load, prompter, pull, push, resume, runs, serve, settings, train
     from ftreg.contract import Entry, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
     from ftreg.engines.quiet import show_everything
     from ftreg.errors import (

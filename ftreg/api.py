@@ -18,6 +18,7 @@ from ftreg.contract import Entry, TrainSpec
 from ftreg.datasets.check import check_report
 from ftreg.datasets.loading import open_dataset
 from ftreg.datasets.tokenizer import load_encoder
+from ftreg.errors import FtregError
 from ftreg.hub import pull as _pull
 from ftreg.hub import push as _push
 from ftreg.inference.compose import Composed, compose
@@ -152,6 +153,38 @@ def check_dataset(
         pass  # every problem of the data is reported before the base is resolved (which may publish it)
     resolved = resolve_base(base, registry)
     return {**check_report(reader, load_encoder(resolved.path), min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    preload: list[str] | tuple[str, ...] = (),
+    max_adapters: int = 8,
+    max_bases: int = 1,
+    api_key: str | None = None,
+    registry: Registry | None = None,
+    notify: Notify = _quiet,
+) -> None:
+    """Serve the registry's versions over an OpenAI-compatible HTTP API until interrupted.
+
+    One process holds each base once and switches adapters per request; ``preload`` loads
+    versions before the first request; ``api_key`` makes every request send ``Authorization: Bearer KEY``.
+    """
+    try:
+        import uvicorn
+
+        from ftreg.inference.server import create_app
+    except ImportError as error:
+        raise FtregError(f"serving needs its extras ({error.name} is missing): pip install 'ftreg[serve]'") from error
+    from ftreg.inference.pool import ModelPool
+
+    pool = ModelPool(_registry(registry), max_adapters=max_adapters, max_bases=max_bases)
+    for reference in preload:
+        with pool.serving(reference):
+            pass
+    notify(f"serving {len(pool.registry.entries())} versions on http://{host}:{port}/v1 ({', '.join(pool.resident()) or 'nothing'} loaded)")
+    uvicorn.run(create_app(pool, api_key), host=host, port=port, log_level="warning")
 
 
 def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Entry:

@@ -95,7 +95,7 @@ def _warnings_as_lines() -> None:
 pass_registry = click.make_pass_decorator(Registry)
 # Commands that use versions already in a registry: pointed at a directory that does not exist, they
 # refuse instead of creating an empty registry there (a typo in --registry).
-NEEDS_EXISTING_REGISTRY = {"list", "show", "history", "diff", "verify", "runs", "gc", "export", "push", "generate", "rm", "tag"}
+NEEDS_EXISTING_REGISTRY = {"list", "show", "history", "diff", "verify", "runs", "gc", "export", "push", "generate", "rm", "tag", "serve"}
 
 
 def _echo_json(data: Any) -> None:
@@ -611,6 +611,21 @@ def _read_input(path: Path, flag: str) -> str:
         raise FtregError(f"{path}: no such file ({flag})") from error
     except (OSError, UnicodeDecodeError) as error:
         raise FtregError(f"{path}: cannot read it as UTF-8 text: {getattr(error, 'strerror', None) or error} ({flag})") from error
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this machine only).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--preload", help="Versions to load before the first request, comma-separated: support-v2,faq@prod.")
+@click.option("--max-adapters", type=int, default=8, show_default=True, help="Adapters kept loaded per base; the least recently used is unloaded.")
+@click.option("--max-bases", type=int, default=1, show_default=True, help="Bases kept loaded; a request needing another is refused.")
+@click.option("--api-key", envvar="FTREG_API_KEY", help="Require `Authorization: Bearer KEY` on every request (or set FTREG_API_KEY).")
+@pass_registry
+def serve(registry: Registry, host: str, port: int, preload: str | None, max_adapters: int, max_bases: int, api_key: str | None) -> None:
+    """Serve every version over an OpenAI-compatible API: /v1/completions, /v1/chat/completions, /v1/models."""
+    refs = [ref.strip() for ref in (preload or "").split(",") if ref.strip()]
+    ftreg.serve(host=host, port=port, preload=refs, max_adapters=max_adapters, max_bases=max_bases, api_key=api_key,
+                registry=registry, notify=lambda note: click.echo(note, err=True))
 
 
 @cli.command()

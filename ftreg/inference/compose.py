@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftreg.bases.resolve import fingerprint_matches, resolve_base
-from ftreg.contract import Entry
+from ftreg.contract import Entry, ResolvedBase
 from ftreg.datasets.encoding import segment_ids
 from ftreg.datasets.tokenizer import load_encoder
 from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
@@ -50,31 +50,73 @@ class Composed:
 
         ``system``, ``input`` and ``messages`` are rendered as training rendered them (`Prompter.segments`).
         """
-        import torch
+        ids = self.encode(prompt, options, raw, system=system, input=input, messages=messages)
+        return self.complete(ids, options)[0].text
 
+    def encode(
+        self,
+        prompt: str | None = None,
+        options: GenerationOptions = GenerationOptions(),
+        raw: bool = False,
+        *,
+        system: str | None = None,
+        input: str | None = None,
+        messages: list[dict[str, str]] | None = None,
+    ) -> list[int]:
+        """The rendered prompt's ids, checked to leave room for ``options.max_new_tokens`` in the context."""
         segments = self.prompter.segments(prompt, raw=raw, system=system, input=input, messages=messages)
         ids = [token for ids in segment_ids(segments, self.encoder) for token in ids]
         if not ids:
             raise ConfigError("the prompt is empty")
-        input_ids = torch.tensor([ids], device=self.model.device)
         context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
-        length = len(ids)
-        if context and length + options.max_new_tokens > context:
-            raise ConfigError(f"the prompt ({length} tokens) plus `max_new_tokens` {options.max_new_tokens} exceed the model's context of {context} tokens")
+        if context and len(ids) + options.max_new_tokens > context:
+            raise ConfigError(f"the prompt ({len(ids)} tokens) plus `max_new_tokens` {options.max_new_tokens} exceed the model's context of {context} tokens")
+        return ids
+
+    def complete(self, ids: list[int], options: GenerationOptions = GenerationOptions(), n: int = 1, stop: tuple[str, ...] = (), streamer: Any = None) -> list[Completion]:
+        """``n`` completions of the prompt ``ids``, each cut before the first of the ``stop`` strings.
+
+        ``streamer`` (a transformers streamer) receives tokens as they are generated (with ``n`` 1).
+        """
+        import torch
+
+        input_ids = torch.tensor([ids], device=self.model.device)
         if options.seed is not None:
             torch.manual_seed(options.seed)
         sampling = {} if options.greedy else {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}
+        stopping = {"stop_strings": list(stop), "tokenizer": self.tokenizer} if stop else {}
         with torch.no_grad():
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 do_sample=not options.greedy,
+                num_return_sequences=n,
                 max_new_tokens=options.max_new_tokens,
                 repetition_penalty=options.repetition_penalty,
                 pad_token_id=self.tokenizer.eos_token_id,
+                streamer=streamer,
+                **stopping,
                 **sampling,
             )
-        return self.tokenizer.decode(output[0, length:], skip_special_tokens=True).strip()
+        return [self._completion(row[len(ids) :].tolist(), options, stop) for row in output]
+
+    def _completion(self, tokens: list[int], options: GenerationOptions, stop: tuple[str, ...]) -> Completion:
+        eos = self.tokenizer.eos_token_id
+        ended = eos in tokens
+        tokens = tokens[: tokens.index(eos) + 1] if ended else tokens  # the rest of the row is padding
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = min((text.find(s) for s in stop if s in text), default=-1)
+        if cut >= 0:
+            text, ended = text[:cut], True
+        finish = "stop" if ended or len(tokens) < options.max_new_tokens else "length"
+        return Completion(text.strip(), len(tokens), finish)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens: int  # generated tokens, the end-of-text token included: what `usage` counts
+    finish_reason: str  # "stop" (end of text or a stop string) or "length" (max_new_tokens reached)
 
 
 def compose(registry: Registry, adapter: str | None = None, base: str | None = None, prompt_format: str | None = None) -> Composed:
@@ -84,6 +126,30 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     recorded format, template and system prompt are used, and a bare base gets the prompt as it is.
     """
     prompts = prompter(registry, adapter, base, prompt_format)
+    entry, resolved = checked_parts(registry, adapter, base)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    no_loading_bars()
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    model: Any = AutoModelForCausalLM.from_pretrained(resolved.path)
+    description = resolved.ref
+    if entry is not None:
+        with bitsandbytes_hidden(), peft_deprecations_silenced():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, entry.path)
+            check_adapter_keys(model, entry)
+        description = f"{entry.ref} on {resolved.ref}"
+    model.eval()
+    return Composed(model, tokenizer, prompts, description, load_encoder(resolved.path))
+
+
+def checked_parts(registry: Registry, adapter: str | None = None, base: str | None = None) -> tuple[Entry | None, ResolvedBase]:
+    """The adapter's entry (None for a base or a checkpoint alone) and the base to load it on, checked:
+    the adapter's files against their hashes and its recorded base fingerprint against the base."""
+    if adapter is None and base is None:
+        raise FtregError("pass an `adapter`, a `base`, or both")
     entry = registry.resolve(adapter) if adapter else None
     if entry is not None and entry.kind == "checkpoint":
         if base is not None:
@@ -107,22 +173,7 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
                 f"{entry.ref} was trained on base {entry.base} ({recorded}), "
                 f"but {resolved.ref} has fingerprint {resolved.fingerprint}; refusing to compose them"
             )
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    no_loading_bars()
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    model: Any = AutoModelForCausalLM.from_pretrained(resolved.path)
-    description = resolved.ref
-    if entry is not None:
-        with bitsandbytes_hidden(), peft_deprecations_silenced():
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, entry.path)
-            _check_adapter_keys(model, entry)
-        description = f"{entry.ref} on {resolved.ref}"
-    model.eval()
-    return Composed(model, tokenizer, prompts, description, load_encoder(resolved.path))
+    return entry, resolved
 
 
 @contextlib.contextmanager
@@ -148,12 +199,12 @@ def bitsandbytes_hidden() -> Iterator[None]:
             sys.modules["peft.import_utils"].is_bnb_4bit_available.cache_clear()
 
 
-def _check_adapter_keys(model: Any, entry: Entry) -> None:
+def check_adapter_keys(model: Any, entry: Entry, adapter_name: str = "default") -> None:
     """peft only warns when saved and expected adapter weights differ; a silently half-applied adapter is worse."""
     from peft import get_peft_model_state_dict
     from safetensors import safe_open
 
-    expected = set(get_peft_model_state_dict(model, save_embedding_layers=False))  # "auto" would ask the Hub about the base
+    expected = set(get_peft_model_state_dict(model, adapter_name=adapter_name, save_embedding_layers=False))  # "auto" would ask the Hub about the base
     with safe_open(str(entry.path / "adapter_model.safetensors"), "pt") as weights:
         found = set(weights.keys())
     if expected != found:
