@@ -10,7 +10,6 @@ loading a base takes seconds that a request should not silently pay.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftreg.bases.resolve import fingerprint_matches
 from ftreg.contract import Entry, ResolvedBase
 from ftreg.datasets.tokenizer import load_encoder
 from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
@@ -37,7 +37,7 @@ class LoadedBase:
     model: Any  # the plain model until its first adapter loads, a PeftModel after
     tokenizer: Any
     encoder: Any
-    adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # version ref -> PEFT adapter name, oldest first
+    adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # version ref -> its PEFT adapter slot, oldest first
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class ModelPool:
         self.max_bases = max_bases
         self.bases: dict[str, LoadedBase] = {}  # by base fingerprint
         self.base_of: dict[str, str] = {}  # version ref -> the fingerprint of the base it runs on
+        self._slots = 0  # adapter slots made so far: each gets a fresh name
         # One generation at a time: the adapter switch and the forward pass must not interleave.
         self.lock = threading.Lock()
 
@@ -85,16 +86,29 @@ class ModelPool:
 
     def _served(self, entry: Entry) -> Served:
         fingerprint = self.base_of.get(entry.ref)
+        adapter_entry: Entry | None
         if fingerprint is None or fingerprint not in self.bases:
-            adapter_entry, resolved = checked_parts(self.registry, entry.ref)
-            base = self._base(resolved)
-            self.base_of[entry.ref] = resolved.fingerprint
+            base_in_memory = self._loaded_base_of(entry)
+            if base_in_memory is not None:  # its base is loaded, and was checked then: check the adapter's own files
+                self.registry.verify_files(entry)
+                base, adapter_entry = base_in_memory, entry
+            else:
+                adapter_entry, resolved = checked_parts(self.registry, entry.ref)
+                base = self._base(resolved)
+            self.base_of[entry.ref] = base.resolved.fingerprint
         else:
             base = self.bases[fingerprint]
             adapter_entry = entry if entry.kind == "adapter" else None
         name = self._adapter(base, adapter_entry) if adapter_entry is not None else None
         composed = Composed(base.model, base.tokenizer, prompter(self.registry, entry.ref), f"{entry.ref} on {base.resolved.ref}" if name else entry.ref, base.encoder)
         return Served(composed, base, name, entry)
+
+    def _loaded_base_of(self, entry: Entry) -> LoadedBase | None:
+        """The loaded base an adapter records as its own (by fingerprint), if any."""
+        recorded = entry.manifest.get("base_fingerprint")
+        if entry.kind != "adapter" or recorded is None:
+            return None
+        return next((base for base in self.bases.values() if fingerprint_matches(recorded, base.resolved)), None)
 
     def _base(self, resolved: ResolvedBase) -> LoadedBase:
         if resolved.fingerprint in self.bases:
@@ -112,26 +126,56 @@ class ModelPool:
         return base
 
     def _adapter(self, base: LoadedBase, entry: Entry) -> str:
+        """The PEFT adapter name (a slot) holding ``entry``'s weights, loading them if they are not resident."""
         if entry.ref in base.adapters:
             base.adapters.move_to_end(entry.ref)
             return base.adapters[entry.ref]
-        if len(base.adapters) >= self.max_adapters:
-            evicted_ref, evicted = base.adapters.popitem(last=False)
-            base.model.delete_adapter(evicted)
-            self.base_of.pop(evicted_ref, None)
-        name = re.sub(r"\W", "_", entry.ref)  # PEFT names adapters as module attributes
         with bitsandbytes_hidden(), peft_deprecations_silenced():
-            from peft import PeftModel
+            from peft import LoraConfig, PeftModel
 
-            if isinstance(base.model, PeftModel):
-                base.model.load_adapter(str(entry.path), adapter_name=name)
-            else:
-                base.model = PeftModel.from_pretrained(base.model, str(entry.path), adapter_name=name)
-            base.model.set_adapter(name)
-            check_adapter_keys(base.model, entry, name)
+            config = LoraConfig.from_pretrained(str(entry.path))
+            slot = None
+            if len(base.adapters) >= self.max_adapters:
+                evicted_ref, slot = base.adapters.popitem(last=False)
+                self.base_of.pop(evicted_ref, None)
+                if _same_shape(base.model.peft_config[slot], config):
+                    _refill(base.model, slot, entry, config)  # copy into the slot: no layers rebuilt
+                else:
+                    base.model.delete_adapter(slot)
+                    slot = None
+            if slot is None:
+                slot = f"slot{self._slots}"  # PEFT names adapters as module attributes: not the ref itself
+                self._slots += 1
+                if isinstance(base.model, PeftModel):
+                    # low_cpu_mem_usage: the new layers start empty instead of randomly initialised.
+                    base.model.load_adapter(str(entry.path), adapter_name=slot, low_cpu_mem_usage=True)
+                else:
+                    base.model = PeftModel.from_pretrained(base.model, str(entry.path), adapter_name=slot, low_cpu_mem_usage=True)
+            base.model.set_adapter(slot)
+            check_adapter_keys(base.model, entry, slot)
         base.model.eval()
-        base.adapters[entry.ref] = name
-        return name
+        base.adapters[entry.ref] = slot
+        return slot
+
+
+# What decides a LoRA slot's layers: an adapter differing in none of these fits an evicted one's slot.
+_SHAPE = ("peft_type", "r", "lora_alpha", "target_modules", "fan_in_fan_out", "use_rslora", "use_dora", "bias", "modules_to_save", "layers_to_transform")
+
+
+def _same_shape(held: Any, incoming: Any) -> bool:
+    def shape(config: Any) -> tuple:
+        return tuple(sorted(value) if isinstance(value, (set, list)) else value for value in (getattr(config, key, None) for key in _SHAPE))
+
+    return shape(held) == shape(incoming)
+
+
+def _refill(model: Any, slot: str, entry: Entry, config: Any) -> None:
+    """Write ``entry``'s LoRA weights into the layers of ``slot``, which have the same shape."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(entry.path / "adapter_model.safetensors")), adapter_name=slot)
+    model.peft_config[slot] = config
 
 
 @contextmanager

@@ -1,0 +1,50 @@
+"""The serving pool: adapters of one base loaded, switched, evicted and refilled, each answering as it alone would."""
+
+import pytest
+from safetensors.torch import load_file, save
+
+import ftreg
+from conftest import publish_files
+from ftreg.inference.options import GenerationOptions
+from ftreg.inference.pool import ModelPool, PoolFull
+
+pytestmark = pytest.mark.slow
+GREEDY = GenerationOptions(greedy=True, max_new_tokens=10, repetition_penalty=1.0)
+QUESTION = "Where is my order?"
+
+
+def _variant(registry, source, name, scale):
+    """A second adapter of the same shape: the source's LoRA update scaled, so it answers differently."""
+    weights = {key: tensor * scale if "lora_B" in key else tensor for key, tensor in load_file(source.path / "adapter_model.safetensors").items()}
+    files = {rel: (source.path / rel).read_bytes() for rel in source.manifest["files"] if rel != "adapter_model.safetensors"}
+    files["adapter_model.safetensors"] = save(weights)
+    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
+    return publish_files(registry, name, files, **{key: source.manifest[key] for key in keep if key in source.manifest})
+
+
+def test_every_adapter_answers_as_it_alone_would_through_swaps_evictions_and_refills(support_adapter, registry):
+    source = registry.resolve("support-v1")
+    for name, scale in (("minus", -1.0), ("double", 2.0)):
+        _variant(registry, source, name, scale)
+    refs = ["support-v1", "minus-v1", "double-v1", "tiny-gpt2-v1"]
+    alone = {ref: ftreg.load(ref, registry=registry).generate(QUESTION, GREEDY) for ref in refs}
+    assert len(set(alone.values())) == len(refs), alone  # the adapters really differ
+    pool = ModelPool(registry, max_adapters=2)
+    for ref in refs + refs[::-1] + refs:  # three adapters through two slots: every kind of move
+        with pool.serving(ref) as served:
+            assert served.composed.generate(QUESTION, GREEDY) == alone[ref], ref
+    assert pool.resident() == ["tiny-gpt2-v1", "minus-v1", "double-v1"]  # the base and the two most recently used
+    assert pool._slots == 2  # every eviction refilled a slot of the same shape instead of rebuilding layers
+
+
+def test_an_adapter_of_another_base_is_refused_when_the_pool_is_full(support_adapter, registry, tmp_path):
+    pool = ModelPool(registry, max_bases=1)
+    with pool.serving("support-v1"):
+        pass
+    other = ftreg.export("tiny-gpt2-v1", tmp_path / "copy", registry=registry)
+    config = other / "config.json"
+    config.write_text(config.read_text().replace('"n_layer": 4', '"n_layer": 4, "note": "another base"'))
+    publish_files(registry, "otherbase", {rel.name: rel.read_bytes() for rel in other.iterdir() if rel.is_file()}, kind="checkpoint")
+    with pytest.raises(PoolFull, match=r"otherbase-v1 is a base this server has no room for \(`max_bases` 1: tiny-gpt2-v1 loaded\)"):
+        with pool.serving("otherbase-v1"):
+            pass
