@@ -147,3 +147,17 @@ def test_errors_are_openai_errors_with_a_message(served, call, error, words):
     with pytest.raises(getattr(openai, error)) as raised:
         call(client)
     assert words in raised.value.body["message"]
+
+
+def test_metrics_count_requests_by_endpoint_and_status(served):
+    _, client, base_url = served
+    client.completions.create(model="support-v1", prompt=QUESTION, max_tokens=2)
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="nope-v1", prompt="x")
+    request = urllib.request.Request(base_url.removesuffix("/v1") + "/metrics/", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("ftreg_requests_total{")}
+    assert counts['ftreg_requests_total{endpoint="/v1/completions",status="200"}'] >= 1
+    assert counts['ftreg_requests_total{endpoint="/v1/completions",status="404"}'] >= 1
+    assert "ftreg_resident_versions" in text and "ftreg_request_seconds_bucket" in text

@@ -73,13 +73,25 @@ class ApiError(Exception):
 
 
 def create_app(pool: ModelPool, api_key: str | None = None) -> FastAPI:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+
     app = FastAPI(title="ftreg", docs_url=None, redoc_url=None)
+    metrics = CollectorRegistry()  # one per app: two servers in one process must not share counts
+    answered = Counter("ftreg_requests", "Requests answered, by endpoint and HTTP status", ["endpoint", "status"], registry=metrics)
+    seconds = Histogram("ftreg_request_seconds", "Time to answer a request (to its last byte for a stream's first)", ["endpoint"], registry=metrics)
+    Gauge("ftreg_resident_versions", "Bases and adapters loaded now", registry=metrics).set_function(lambda: len(pool.resident()))
+    app.mount("/metrics", make_asgi_app(registry=metrics))
 
     @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Any:
+    async def authenticate_and_count(request: Request, call_next: Any) -> Any:
         if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return _error(ApiError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error"))
-        return await call_next(request)
+            response = _error(ApiError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error"))
+        else:
+            started = time.perf_counter()
+            response = await call_next(request)
+            seconds.labels(request.url.path).observe(time.perf_counter() - started)
+        answered.labels(request.url.path, str(response.status_code)).inc()
+        return response
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
