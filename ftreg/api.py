@@ -163,6 +163,8 @@ def serve(
     max_adapters: int = 8,
     max_bases: int = 1,
     api_key: str | None = None,
+    batch_window_ms: float = 5.0,
+    max_batch: int = 8,
     registry: Registry | None = None,
     notify: Notify = _quiet,
 ) -> None:
@@ -170,6 +172,8 @@ def serve(
 
     One process holds each base once and switches adapters per request; ``preload`` loads
     versions before the first request; ``api_key`` makes every request send ``Authorization: Bearer KEY``.
+    Requests arriving within ``batch_window_ms`` of each other (up to ``max_batch``) are generated
+    as one batch, whichever adapters of a base they name.
     """
     try:
         import uvicorn
@@ -184,7 +188,7 @@ def serve(
         with pool.serving(reference):
             pass
     notify(f"serving {len(pool.registry.entries())} versions on http://{host}:{port}/v1 ({', '.join(pool.resident()) or 'nothing'} loaded)")
-    uvicorn.run(create_app(pool, api_key), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(pool, api_key, batch_window_ms / 1000, max_batch), host=host, port=port, log_level="warning")
 
 
 def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Entry:

@@ -48,3 +48,27 @@ def test_an_adapter_of_another_base_is_refused_when_the_pool_is_full(support_ada
     with pytest.raises(PoolFull, match=r"otherbase-v1 is a base this server has no room for \(`max_bases` 1: tiny-gpt2-v1 loaded\)"):
         with pool.serving("otherbase-v1"):
             pass
+
+
+def test_requests_for_different_adapters_arriving_together_share_a_batch_and_answer_as_alone(support_adapter, registry):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ftreg.inference.batching import Batcher
+
+    source = registry.resolve("support-v1")
+    for name, scale in (("minus", -1.0), ("double", 2.0)):
+        _variant(registry, source, name, scale)
+    questions = [QUESTION, "Can I return shoes I wore once?", "Hi", "How do I reset my password on the app?"]
+    cases = [(ref, question) for ref in ("support-v1", "minus-v1", "double-v1", "tiny-gpt2-v1") for question in questions]
+    alone = {case: ftreg.load(case[0], registry=registry).generate(case[1], GREEDY) for case in cases}
+    pool = ModelPool(registry, max_adapters=3)
+    batcher = Batcher(pool, window_s=0.2, max_batch=8)
+
+    def ask(case):
+        ref, question = case
+        return batcher.complete(ref, lambda served: served.composed.encode(question, GREEDY), GREEDY)[0].text
+
+    with ThreadPoolExecutor(8) as threads:
+        answers = dict(zip(cases, threads.map(ask, cases)))
+    assert answers == alone
+    assert max(batcher.sizes) > 1  # they really were generated together

@@ -98,9 +98,10 @@ class Composed:
                 **stopping,
                 **sampling,
             )
-        return [self._completion(row[len(ids) :].tolist(), options, stop) for row in output]
+        return [self.completion(row[len(ids) :].tolist(), options, stop) for row in output]
 
-    def _completion(self, tokens: list[int], options: GenerationOptions, stop: tuple[str, ...]) -> Completion:
+    def completion(self, tokens: list[int], options: GenerationOptions, stop: tuple[str, ...]) -> Completion:
+        """The generated ``tokens`` as a completion: cut at the end-of-text token and before the first stop string."""
         eos = self.tokenizer.eos_token_id
         ended = eos in tokens
         tokens = tokens[: tokens.index(eos) + 1] if ended else tokens  # the rest of the row is padding

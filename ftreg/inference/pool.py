@@ -76,7 +76,7 @@ class ModelPool:
         """The model for ``reference``, loaded if need be, with its adapter active, held for one generation."""
         entry = self.registry.resolve(reference)
         with self.lock:
-            served = self._served(entry)
+            served = self.prepare(entry)
             with _active(served):
                 yield served
 
@@ -84,7 +84,8 @@ class ModelPool:
         """The version refs loaded now, bases first."""
         return [base.resolved.ref for base in self.bases.values()] + [ref for base in self.bases.values() for ref in base.adapters]
 
-    def _served(self, entry: Entry) -> Served:
+    def prepare(self, entry: Entry) -> Served:
+        """``entry`` loaded (with its base), its adapter most recently used; the caller holds `lock`."""
         fingerprint = self.base_of.get(entry.ref)
         adapter_entry: Entry | None
         if fingerprint is None or fingerprint not in self.bases:

@@ -17,8 +17,10 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from ftreg.errors import ConfigError, FtregError, UnknownReference
+from ftreg.inference.batching import Batcher
 from ftreg.inference.compose import Completion
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.pool import ModelPool, PoolFull, Served
@@ -72,10 +74,11 @@ class ApiError(Exception):
         self.status, self.message, self.kind, self.param = status, message, kind, param
 
 
-def create_app(pool: ModelPool, api_key: str | None = None) -> FastAPI:
+def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: float = 0.005, max_batch: int = 8) -> FastAPI:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
     app = FastAPI(title="ftreg", docs_url=None, redoc_url=None)
+    batcher = Batcher(pool, batch_window_s, max_batch)
     metrics = CollectorRegistry()  # one per app: two servers in one process must not share counts
     answered = Counter("ftreg_requests", "Requests answered, by endpoint and HTTP status", ["endpoint", "status"], registry=metrics)
     seconds = Histogram("ftreg_request_seconds", "Time to answer a request (to its last byte for a stream's first)", ["endpoint"], registry=metrics)
@@ -114,12 +117,14 @@ def create_app(pool: ModelPool, api_key: str | None = None) -> FastAPI:
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts:
             raise ApiError(400, "`prompt` is empty", param="prompt")
-        return _respond(pool, body, "text_completion", [{"prompt": prompt} for prompt in prompts], default_max_tokens=16)
+        # Generation blocks: run it on a worker thread so other requests (and their batch) keep coming in.
+        return await run_in_threadpool(_respond, pool, batcher, body, "text_completion", [{"prompt": prompt} for prompt in prompts], 16)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         body = _parse(ChatRequest, await request.json())
-        return _respond(pool, body, "chat.completion", [{"messages": [m.model_dump() for m in body.messages]}], default_max_tokens=GenerationOptions.max_new_tokens)
+        messages = [message.model_dump() for message in body.messages]
+        return await run_in_threadpool(_respond, pool, batcher, body, "chat.completion", [{"messages": messages}], GenerationOptions.max_new_tokens)
 
     return app
 
@@ -133,7 +138,7 @@ def _parse(model: type[Sampling], payload: Any) -> Any:
         raise ApiError(400, f"{where}: {first['msg']}", param=where) from None
 
 
-def _respond(pool: ModelPool, body: Sampling, kind: str, requests: list[dict[str, Any]], default_max_tokens: int) -> Any:
+def _respond(pool: ModelPool, batcher: Batcher, body: Sampling, kind: str, requests: list[dict[str, Any]], default_max_tokens: int) -> Any:
     options = body.options(default_max_tokens)
     if body.stream and (body.n > 1 or len(requests) > 1):
         raise ApiError(400, "`stream` returns one completion: send `n` 1 and one prompt", param="stream")
@@ -143,14 +148,26 @@ def _respond(pool: ModelPool, body: Sampling, kind: str, requests: list[dict[str
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for request in requests:
-        with _serving(pool, body.model) as served:
-            ids = _encode(served, request, options)
-            for completion in served.composed.complete(ids, options, n=body.n, stop=body.stops()):
-                choices.append(_choice(kind, len(choices), completion))
-                completion_tokens += completion.tokens
-            prompt_tokens += len(ids)
+        if body.n == 1 and not body.stops() and body.seed is None:  # batched with whatever else arrives now
+            completion, prompt_length = _batched(batcher, body.model, request, options)
+            completions = [completion]
+        else:  # several answers from one prompt, stop strings or a seed: a batch of its own
+            with _serving(pool, body.model) as served:
+                ids = _encode(served, request, options)
+                completions, prompt_length = served.composed.complete(ids, options, n=body.n, stop=body.stops()), len(ids)
+        for completion in completions:
+            choices.append(_choice(kind, len(choices), completion))
+            completion_tokens += completion.tokens
+        prompt_tokens += prompt_length
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
     return {"id": identifier, "object": kind, "created": int(time.time()), "model": body.model, "choices": choices, "usage": usage}
+
+
+def _batched(batcher: Batcher, model: str, request: dict[str, Any], options: GenerationOptions) -> tuple[Completion, int]:
+    try:
+        return batcher.complete(model, lambda served: _encode(served, request, options), options)
+    except FtregError as error:
+        raise _http_error(error) from error
 
 
 def _streaming(pool: ModelPool, body: Sampling, kind: str, request: dict[str, Any], options: GenerationOptions, identifier: str) -> StreamingResponse:
@@ -243,15 +260,19 @@ class _serving:
         try:
             self.context = self.pool.serving(self.model)
             return self.context.__enter__()
-        except UnknownReference as error:
-            raise ApiError(404, str(error), "not_found_error", "model") from error
-        except PoolFull as error:
-            raise ApiError(409, str(error), "server_error", "model") from error
         except FtregError as error:
-            raise ApiError(400, str(error), param="model") from error
+            raise _http_error(error) from error
 
     def __exit__(self, *exc: Any) -> None:
         self.context.__exit__(*exc)
+
+
+def _http_error(error: FtregError) -> ApiError:
+    if isinstance(error, UnknownReference):
+        return ApiError(404, str(error), "not_found_error", "model")
+    if isinstance(error, PoolFull):
+        return ApiError(409, str(error), "server_error", "model")
+    return ApiError(400, str(error), param="model")
 
 
 def _encode(served: Served, request: dict[str, Any], options: GenerationOptions) -> list[int]:

@@ -1,0 +1,118 @@
+"""Requests that arrive together, for different adapters of one base (or the bare base), generated as one batch.
+
+A worker collects requests for a short window (a few milliseconds) or until the batch is full,
+then generates each group that shares a base and sampling settings in one `generate` call, with
+PEFT's per-row ``adapter_names``. Prompts are left-padded, so every row continues its own prompt;
+a row is cut to its own ``max_new_tokens``, so a greedy answer equals the one the adapter gives
+alone (a test checks it).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftreg.inference.compose import Completion
+from ftreg.inference.options import GenerationOptions
+from ftreg.inference.pool import ModelPool, Served
+
+BASE_ROW = "__base__"  # PEFT's name for "no adapter" in adapter_names
+
+
+@dataclass
+class _Request:
+    reference: str
+    encode: Callable[[Served], list[int]]
+    options: GenerationOptions
+    future: Future = field(default_factory=Future)
+
+
+class Batcher:
+    def __init__(self, pool: ModelPool, window_s: float = 0.005, max_batch: int = 8):
+        self.pool, self.window_s, self.max_batch = pool, window_s, max_batch
+        self.requests: queue.Queue[_Request] = queue.Queue()
+        self.sizes: Counter[int] = Counter()  # how many rows each generate call had: what batching bought
+        threading.Thread(target=self._work, daemon=True, name="ftreg-batcher").start()
+
+    def complete(self, reference: str, encode: Callable[[Served], list[int]], options: GenerationOptions) -> tuple[Completion, int]:
+        """One greedy or sampled completion of what ``encode`` renders for ``reference``, and the prompt's token count."""
+        request = _Request(reference, encode, options)
+        self.requests.put(request)
+        return request.future.result()
+
+    def _work(self) -> None:
+        while True:
+            batch = [self.requests.get()]
+            deadline = time.monotonic() + self.window_s
+            while len(batch) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self.requests.get(timeout=left))
+                except queue.Empty:
+                    break
+            with self.pool.lock:
+                self._run(batch)
+
+    def _run(self, batch: list[_Request]) -> None:
+        groups: dict[tuple, list[tuple[_Request, Served, list[int]]]] = {}
+        for request in batch:
+            if request.future.set_running_or_notify_cancel():
+                try:
+                    served = self.pool.prepare(self.pool.registry.resolve(request.reference))
+                    ids = request.encode(served)
+                except Exception as error:  # noqa: BLE001 - handed to the request's caller, who turns it into an HTTP error
+                    request.future.set_exception(error)
+                    continue
+                key: tuple[Any, ...] = (served.base.resolved.fingerprint, _sampling(request.options))
+                group = groups.setdefault(key, [])
+                if served.adapter is not None and len({s.adapter for _, s, _ in group} | {served.adapter}) > self.pool.max_adapters:
+                    key = (*key, len(groups))  # more adapters than stay loaded at once: a batch of its own
+                    group = groups.setdefault(key, [])
+                group.append((request, served, ids))
+        for group in groups.values():
+            try:
+                self._generate(group)
+            except Exception as error:  # noqa: BLE001 - a bug shows as a 500 for these requests, not as a dead worker
+                for request, _, _ in group:
+                    if not request.future.done():
+                        request.future.set_exception(error)
+
+    def _generate(self, group: list[tuple[_Request, Served, list[int]]]) -> None:
+        import torch
+
+        # Prepared again, together: a request of another group may have evicted an adapter of this one
+        # (or refilled its slot), and the group's adapters fit in the pool at once.
+        prepared = [self.pool.prepare(each.entry) for _, each, _ in group]
+        served = prepared[-1]
+        model, eos = served.base.model, served.base.tokenizer.eos_token_id
+        width = max(len(ids) for _, _, ids in group)
+        input_ids = torch.tensor([[eos] * (width - len(ids)) + ids for _, _, ids in group])
+        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, _, ids in group])
+        options = group[0][0].options
+        rows = {"adapter_names": [each.adapter or BASE_ROW for each in prepared]} if served.base.adapters else {}
+        sampling = {} if options.greedy else {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}
+        self.sizes[len(group)] += 1
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                do_sample=not options.greedy,
+                max_new_tokens=max(request.options.max_new_tokens for request, _, _ in group),
+                repetition_penalty=options.repetition_penalty,
+                pad_token_id=eos,
+                **rows,
+                **sampling,
+            )
+        for (request, each, ids), row in zip(group, output):
+            tokens = row[width:].tolist()[: request.options.max_new_tokens]
+            request.future.set_result((each.composed.completion(tokens, request.options, ()), len(ids)))
+
+
+def _sampling(options: GenerationOptions) -> tuple[Any, ...]:
+    """What rows of one batch must share: everything but the prompt and its length limit."""
+    return (options.greedy, options.repetition_penalty) + (() if options.greedy else (options.temperature, options.top_p, options.top_k))
