@@ -18,7 +18,7 @@ from ftreg.contract import Entry, TrainSpec
 from ftreg.datasets.check import check_report
 from ftreg.datasets.loading import open_dataset
 from ftreg.datasets.tokenizer import load_encoder
-from ftreg.errors import FtregError
+from ftreg.errors import ConfigError, FtregError
 from ftreg.hub import pull as _pull
 from ftreg.hub import push as _push
 from ftreg.inference.compose import Composed, compose
@@ -165,6 +165,7 @@ def serve(
     api_key: str | None = None,
     batch_window_ms: float = 5.0,
     max_batch: int = 8,
+    max_queue: int = 64,
     registry: Registry | None = None,
     notify: Notify = _quiet,
 ) -> None:
@@ -173,7 +174,7 @@ def serve(
     One process holds each base once and switches adapters per request; ``preload`` loads
     versions before the first request; ``api_key`` makes every request send ``Authorization: Bearer KEY``.
     Requests arriving within ``batch_window_ms`` of each other (up to ``max_batch``) are generated
-    as one batch, whichever adapters of a base they name.
+    as one batch, whichever adapters of a base they name; past ``max_queue`` waiting, requests get 429.
     """
     try:
         import uvicorn
@@ -183,12 +184,14 @@ def serve(
         raise FtregError(f"serving needs its extras ({error.name} is missing): pip install 'ftreg[serve]'") from error
     from ftreg.inference.pool import ModelPool
 
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        raise ConfigError(f"listening on {host} lets other machines in: set `api_key` first (or FTREG_API_KEY)")
     pool = ModelPool(_registry(registry), max_adapters=max_adapters, max_bases=max_bases)
     for reference in preload:
         with pool.serving(reference):
             pass
     notify(f"serving {len(pool.registry.entries())} versions on http://{host}:{port}/v1 ({', '.join(pool.resident()) or 'nothing'} loaded)")
-    uvicorn.run(create_app(pool, api_key, batch_window_ms / 1000, max_batch), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(pool, api_key, batch_window_ms / 1000, max_batch, max_queue), host=host, port=port, log_level="warning")
 
 
 def init_base(*, rebuild: bool = False, registry: Registry | None = None) -> Entry:

@@ -622,13 +622,14 @@ def _read_input(path: Path, flag: str) -> str:
 @click.option("--api-key", envvar="FTREG_API_KEY", help="Require `Authorization: Bearer KEY` on every request (or set FTREG_API_KEY).")
 @click.option("--batch-window-ms", type=float, default=5.0, show_default=True, help="How long a request waits for others to share its batch.")
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Most requests generated in one batch.")
+@click.option("--max-queue", type=int, default=64, show_default=True, help="Requests allowed to wait; past it a request gets 429.")
 @pass_registry
 def serve(registry: Registry, host: str, port: int, preload: str | None, max_adapters: int, max_bases: int, api_key: str | None,
-          batch_window_ms: float, max_batch: int) -> None:
+          batch_window_ms: float, max_batch: int, max_queue: int) -> None:
     """Serve every version over an OpenAI-compatible API: /v1/completions, /v1/chat/completions, /v1/models."""
     refs = [ref.strip() for ref in (preload or "").split(",") if ref.strip()]
     ftreg.serve(host=host, port=port, preload=refs, max_adapters=max_adapters, max_bases=max_bases, api_key=api_key,
-                batch_window_ms=batch_window_ms, max_batch=max_batch, registry=registry, notify=lambda note: click.echo(note, err=True))
+                batch_window_ms=batch_window_ms, max_batch=max_batch, max_queue=max_queue, registry=registry, notify=lambda note: click.echo(note, err=True))
 
 
 @cli.command()

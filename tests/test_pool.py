@@ -72,3 +72,11 @@ def test_requests_for_different_adapters_arriving_together_share_a_batch_and_ans
         answers = dict(zip(cases, threads.map(ask, cases)))
     assert answers == alone
     assert max(batcher.sizes) > 1  # they really were generated together
+
+
+def test_a_full_queue_is_refused_not_piled_up(support_adapter, registry):
+    from ftreg.inference.batching import Batcher, Overloaded
+
+    batcher = Batcher(ModelPool(registry), max_queue=0)
+    with pytest.raises(Overloaded, match=r"`max_queue` 0\); retry later"):
+        batcher.complete("support-v1", lambda served: [1], GREEDY)

@@ -1,5 +1,7 @@
 """`ftreg serve` as a client sees it: a subprocess on a loopback port, driven by the official openai client."""
 
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -161,3 +163,36 @@ def test_metrics_count_requests_by_endpoint_and_status(served):
     assert counts['ftreg_requests_total{endpoint="/v1/completions",status="200"}'] >= 1
     assert counts['ftreg_requests_total{endpoint="/v1/completions",status="404"}'] >= 1
     assert "ftreg_resident_versions" in text and "ftreg_request_seconds_bucket" in text
+
+
+def test_health_invalid_json_and_oversized_bodies_are_answered_not_500(served):
+    _, _, base_url = served
+    root = base_url.removesuffix("/v1")
+
+    def call(path, data=None, headers=None):
+        request = urllib.request.Request(root + path, data=data, headers={"Authorization": f"Bearer {KEY}", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    status, health = call("/healthz")
+    assert status == 200 and health["status"] == "ok" and "support-v1" in health["resident"]
+    status, body = call("/v1/completions", b'{"model": "support-v1", "prompt": ', {"Content-Type": "application/json"})
+    assert status == 400 and "not JSON" in body["error"]["message"]
+    status, body = call("/v1/completions", b'{"model": "support-v1"}', {"Content-Type": "application/json"})
+    assert status == 400 and body["error"]["param"] == "prompt"
+    connection = http.client.HTTPConnection(root.removeprefix("http://"), timeout=30)
+    connection.putrequest("POST", "/v1/completions")  # says 5 MiB follow: refused before one is read
+    for header, value in (("Authorization", f"Bearer {KEY}"), ("Content-Type", "application/json"), ("Content-Length", str(5 * 2**20))):
+        connection.putheader(header, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and "MiB" in json.loads(response.read())["error"]["message"]
+    connection.close()
+
+
+def test_listening_beyond_this_machine_needs_an_api_key(cli_run):
+    result = cli_run("serve", "--host", "0.0.0.0")
+    assert result.exit_code == 2 and "listening on 0.0.0.0 lets other machines in: set --api-key" in result.stderr

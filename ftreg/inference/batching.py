@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftreg.errors import FtregError
 from ftreg.inference.compose import Completion
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.pool import ModelPool, Served
@@ -33,15 +34,22 @@ class _Request:
     future: Future = field(default_factory=Future)
 
 
+class Overloaded(FtregError):
+    """More requests wait than the server takes (`max_queue`): the client should retry later."""
+
+
 class Batcher:
-    def __init__(self, pool: ModelPool, window_s: float = 0.005, max_batch: int = 8):
-        self.pool, self.window_s, self.max_batch = pool, window_s, max_batch
+    def __init__(self, pool: ModelPool, window_s: float = 0.005, max_batch: int = 8, max_queue: int = 64):
+        self.pool, self.window_s, self.max_batch, self.max_queue = pool, window_s, max_batch, max_queue
         self.requests: queue.Queue[_Request] = queue.Queue()
         self.sizes: Counter[int] = Counter()  # how many rows each generate call had: what batching bought
+        self.on_batch: Callable[[int], None] = lambda size: None  # told each batch's size (for metrics)
         threading.Thread(target=self._work, daemon=True, name="ftreg-batcher").start()
 
     def complete(self, reference: str, encode: Callable[[Served], list[int]], options: GenerationOptions) -> tuple[Completion, int]:
         """One greedy or sampled completion of what ``encode`` renders for ``reference``, and the prompt's token count."""
+        if self.requests.qsize() >= self.max_queue:
+            raise Overloaded(f"{self.requests.qsize()} requests are waiting already (`max_queue` {self.max_queue}); retry later")
         request = _Request(reference, encode, options)
         self.requests.put(request)
         return request.future.result()
@@ -97,6 +105,7 @@ class Batcher:
         rows = {"adapter_names": [each.adapter or BASE_ROW for each in prepared]} if served.base.adapters else {}
         sampling = {} if options.greedy else {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}
         self.sizes[len(group)] += 1
+        self.on_batch(len(group))
         with torch.no_grad():
             output = model.generate(
                 input_ids=input_ids,

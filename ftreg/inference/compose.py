@@ -73,12 +73,16 @@ class Composed:
             raise ConfigError(f"the prompt ({len(ids)} tokens) plus `max_new_tokens` {options.max_new_tokens} exceed the model's context of {context} tokens")
         return ids
 
-    def complete(self, ids: list[int], options: GenerationOptions = GenerationOptions(), n: int = 1, stop: tuple[str, ...] = (), streamer: Any = None) -> list[Completion]:
+    def complete(
+        self, ids: list[int], options: GenerationOptions = GenerationOptions(), n: int = 1, stop: tuple[str, ...] = (), streamer: Any = None, cancel: Any = None
+    ) -> list[Completion]:
         """``n`` completions of the prompt ``ids``, each cut before the first of the ``stop`` strings.
 
-        ``streamer`` (a transformers streamer) receives tokens as they are generated (with ``n`` 1).
+        ``streamer`` (a transformers streamer) receives tokens as they are generated (with ``n`` 1);
+        generation ends early once ``cancel`` (a `threading.Event`) is set.
         """
         import torch
+        from transformers import StoppingCriteriaList
 
         input_ids = torch.tensor([ids], device=self.model.device)
         if options.seed is not None:
@@ -95,6 +99,7 @@ class Composed:
                 repetition_penalty=options.repetition_penalty,
                 pad_token_id=self.tokenizer.eos_token_id,
                 streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([lambda *_, **__: cancel.is_set()]) if cancel is not None else None,
                 **stopping,
                 **sampling,
             )

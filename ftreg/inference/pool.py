@@ -11,8 +11,9 @@ loading a base takes seconds that a request should not silently pay.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,8 @@ class ModelPool:
         self.bases: dict[str, LoadedBase] = {}  # by base fingerprint
         self.base_of: dict[str, str] = {}  # version ref -> the fingerprint of the base it runs on
         self._slots = 0  # adapter slots made so far: each gets a fresh name
+        # Told of every adapter load: its seconds, and whether it evicted another (for metrics).
+        self.on_adapter_load: Callable[[float, bool], None] = lambda seconds, evicted: None
         # One generation at a time: the adapter switch and the forward pass must not interleave.
         self.lock = threading.Lock()
 
@@ -131,6 +134,8 @@ class ModelPool:
         if entry.ref in base.adapters:
             base.adapters.move_to_end(entry.ref)
             return base.adapters[entry.ref]
+        started = time.perf_counter()
+        evicted = len(base.adapters) >= self.max_adapters
         with bitsandbytes_hidden(), peft_deprecations_silenced():
             from peft import LoraConfig, PeftModel
 
@@ -156,6 +161,7 @@ class ModelPool:
             check_adapter_keys(base.model, entry, slot)
         base.model.eval()
         base.adapters[entry.ref] = slot
+        self.on_adapter_load(time.perf_counter() - started, evicted)
         return slot
 
 

@@ -7,6 +7,7 @@ message (its template has no place for a dialogue), and is refused otherwise.
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -20,10 +21,12 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ftreg.errors import ConfigError, FtregError, UnknownReference
-from ftreg.inference.batching import Batcher
+from ftreg.inference.batching import Batcher, Overloaded
 from ftreg.inference.compose import Completion
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.pool import ModelPool, PoolFull, Served
+
+MAX_BODY_BYTES = 4 * 2**20  # far past any prompt the context holds
 
 
 class Sampling(BaseModel):
@@ -74,21 +77,37 @@ class ApiError(Exception):
         self.status, self.message, self.kind, self.param = status, message, kind, param
 
 
-def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: float = 0.005, max_batch: int = 8) -> FastAPI:
+def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: float = 0.005, max_batch: int = 8, max_queue: int = 64) -> FastAPI:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
     app = FastAPI(title="ftreg", docs_url=None, redoc_url=None)
-    batcher = Batcher(pool, batch_window_s, max_batch)
+    batcher = Batcher(pool, batch_window_s, max_batch, max_queue)
     metrics = CollectorRegistry()  # one per app: two servers in one process must not share counts
     answered = Counter("ftreg_requests", "Requests answered, by endpoint and HTTP status", ["endpoint", "status"], registry=metrics)
     seconds = Histogram("ftreg_request_seconds", "Time to answer a request (to its last byte for a stream's first)", ["endpoint"], registry=metrics)
     Gauge("ftreg_resident_versions", "Bases and adapters loaded now", registry=metrics).set_function(lambda: len(pool.resident()))
+    loads = Histogram("ftreg_adapter_load_seconds", "Time to load an adapter that was not resident (a swap)", registry=metrics,
+                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+    evictions = Counter("ftreg_adapter_evictions", "Adapters unloaded to make room for another", registry=metrics)
+    batch_sizes = Histogram("ftreg_batch_size", "Requests generated together", registry=metrics, buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32))
+    Gauge("ftreg_queue_depth", "Requests waiting for a batch", registry=metrics).set_function(lambda: batcher.requests.qsize())
+
+    def loaded(seconds: float, evicted: bool) -> None:
+        loads.observe(seconds)
+        if evicted:
+            evictions.inc()
+
+    pool.on_adapter_load = loaded
+    batcher.on_batch = batch_sizes.observe
     app.mount("/metrics", make_asgi_app(registry=metrics))
 
     @app.middleware("http")
     async def authenticate_and_count(request: Request, call_next: Any) -> Any:
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+        sent = request.headers.get("authorization", "").encode()
+        if api_key is not None and not hmac.compare_digest(sent, f"Bearer {api_key}".encode()):  # constant time
             response = _error(ApiError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "authentication_error"))
+        elif int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+            response = _error(ApiError(413, f"the request body is over {MAX_BODY_BYTES // 2**20} MiB"))
         else:
             started = time.perf_counter()
             response = await call_next(request)
@@ -111,9 +130,13 @@ def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: floa
         data += [{"id": name, "object": "model", "created": 0, "owned_by": "ftreg", "parent": entry.base} for name, entry in latest.items()]
         return {"object": "list", "data": data}
 
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "resident": pool.resident()}
+
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
-        body = _parse(CompletionRequest, await request.json())
+        body = _parse(CompletionRequest, await _json(request))
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts:
             raise ApiError(400, "`prompt` is empty", param="prompt")
@@ -122,11 +145,21 @@ def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: floa
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        body = _parse(ChatRequest, await request.json())
+        body = _parse(ChatRequest, await _json(request))
         messages = [message.model_dump() for message in body.messages]
         return await run_in_threadpool(_respond, pool, batcher, body, "chat.completion", [{"messages": messages}], GenerationOptions.max_new_tokens)
 
     return app
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:  # a chunked upload has no content-length to refuse it by
+        raise ApiError(413, f"the request body is over {MAX_BODY_BYTES // 2**20} MiB")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"the request body is not JSON: {error}") from None
 
 
 def _parse(model: type[Sampling], payload: Any) -> Any:
@@ -198,9 +231,11 @@ def _streaming(pool: ModelPool, body: Sampling, kind: str, request: dict[str, An
             choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish}
         return "data: " + json.dumps({"id": identifier, "object": chunk_kind, "created": created, "model": body.model, "choices": [choice]}) + "\n\n"
 
+    hung_up = threading.Event()  # the client went away: stop generating for nobody
+
     def generate() -> None:
         try:
-            result.extend(served.composed.complete(ids, options, stop=body.stops(), streamer=streamer))
+            result.extend(served.composed.complete(ids, options, stop=body.stops(), streamer=streamer, cancel=hung_up))
         finally:
             release()
 
@@ -210,6 +245,12 @@ def _streaming(pool: ModelPool, body: Sampling, kind: str, request: dict[str, An
     worker.start()
 
     def events() -> Iterator[str]:
+        try:
+            yield from chunks()
+        finally:  # also when the client disconnects and the server closes this generator
+            hung_up.set()
+
+    def chunks() -> Iterator[str]:
         if kind == "chat.completion":
             yield event(None, first=True)
         stops = body.stops()
@@ -272,6 +313,8 @@ def _http_error(error: FtregError) -> ApiError:
         return ApiError(404, str(error), "not_found_error", "model")
     if isinstance(error, PoolFull):
         return ApiError(409, str(error), "server_error", "model")
+    if isinstance(error, Overloaded):
+        return ApiError(429, str(error), "rate_limit_error")
     return ApiError(400, str(error), param="model")
 
 
