@@ -80,3 +80,26 @@ def test_a_full_queue_is_refused_not_piled_up(support_adapter, registry):
     batcher = Batcher(ModelPool(registry), max_queue=0)
     with pytest.raises(Overloaded, match=r"`max_queue` 0\); retry later"):
         batcher.complete("support-v1", lambda served: [1], GREEDY)
+
+
+def test_a_refill_refuses_weights_that_do_not_fit_the_slot(support_adapter, registry):
+    import torch
+
+    from ftreg.errors import ArtifactError
+
+    source = registry.resolve("support-v1")
+    weights = load_file(source.path / "adapter_model.safetensors")
+    weights["base_model.model.transformer.h.0.attn.c_attn.lora_Z.weight"] = torch.zeros(2, 2)
+    files = {rel: (source.path / rel).read_bytes() for rel in source.manifest["files"] if rel != "adapter_model.safetensors"}
+    files["adapter_model.safetensors"] = save(weights)
+    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
+    publish_files(registry, "odd", files, **{key: source.manifest[key] for key in keep if key in source.manifest})
+    pool = ModelPool(registry, max_adapters=1)
+    with pool.serving("support-v1"):
+        pass
+    with pytest.raises(ArtifactError, match=r"odd-v1: adapter weights do not fit"):
+        with pool.serving("odd-v1"):
+            pass
+    with pool.serving("support-v1") as served:  # the pool still works, with no slot left behind
+        assert served.composed.generate(QUESTION, GREEDY) == ftreg.load("support-v1", registry=registry).generate(QUESTION, GREEDY)
+    assert list(served.base.model.peft_config) == [served.adapter]

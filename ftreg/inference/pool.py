@@ -22,7 +22,7 @@ from ftreg.bases.resolve import fingerprint_matches
 from ftreg.contract import Entry, ResolvedBase
 from ftreg.datasets.tokenizer import load_encoder
 from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
-from ftreg.errors import FtregError
+from ftreg.errors import ArtifactError, FtregError
 from ftreg.inference.compose import Composed, bitsandbytes_hidden, check_adapter_keys, checked_parts
 from ftreg.inference.prompts import prompter
 from ftreg.registry import Registry
@@ -38,6 +38,7 @@ class LoadedBase:
     model: Any  # the plain model until its first adapter loads, a PeftModel after
     tokenizer: Any
     encoder: Any
+    active: str | None = None  # the adapter slot PEFT has active: switching costs a walk over every module
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # version ref -> its PEFT adapter slot, oldest first
 
 
@@ -140,24 +141,31 @@ class ModelPool:
             from peft import LoraConfig, PeftModel
 
             config = LoraConfig.from_pretrained(str(entry.path))
-            slot = None
-            if len(base.adapters) >= self.max_adapters:
+            if evicted:
                 evicted_ref, slot = base.adapters.popitem(last=False)
                 self.base_of.pop(evicted_ref, None)
                 if _same_shape(base.model.peft_config[slot], config):
-                    _refill(base.model, slot, entry, config)  # copy into the slot: no layers rebuilt
-                else:
-                    base.model.delete_adapter(slot)
-                    slot = None
-            if slot is None:
-                slot = f"slot{self._slots}"  # PEFT names adapters as module attributes: not the ref itself
-                self._slots += 1
-                if isinstance(base.model, PeftModel):
-                    # low_cpu_mem_usage: the new layers start empty instead of randomly initialised.
-                    base.model.load_adapter(str(entry.path), adapter_name=slot, low_cpu_mem_usage=True)
-                else:
-                    base.model = PeftModel.from_pretrained(base.model, str(entry.path), adapter_name=slot, low_cpu_mem_usage=True)
+                    try:
+                        _refill(base.model, slot, entry, config)  # copy into the slot: no layers rebuilt
+                    except ArtifactError:
+                        base.model.delete_adapter(slot)  # it holds the evicted adapter, which is gone from the books
+                        base.active = None if base.active == slot else base.active
+                        raise
+                    base.adapters[entry.ref] = slot
+                    self.on_adapter_load(time.perf_counter() - started, evicted)
+                    return slot
+                base.model.delete_adapter(slot)
+                if base.active == slot:
+                    base.active = None
+            slot = f"slot{self._slots}"  # PEFT names adapters as module attributes: not the ref itself
+            self._slots += 1
+            if isinstance(base.model, PeftModel):
+                # low_cpu_mem_usage: the new layers start empty instead of randomly initialised.
+                base.model.load_adapter(str(entry.path), adapter_name=slot, low_cpu_mem_usage=True)
+            else:
+                base.model = PeftModel.from_pretrained(base.model, str(entry.path), adapter_name=slot, low_cpu_mem_usage=True)
             base.model.set_adapter(slot)
+            base.active = slot
             check_adapter_keys(base.model, entry, slot)
         base.model.eval()
         base.adapters[entry.ref] = slot
@@ -177,11 +185,24 @@ def _same_shape(held: Any, incoming: Any) -> bool:
 
 
 def _refill(model: Any, slot: str, entry: Entry, config: Any) -> None:
-    """Write ``entry``'s LoRA weights into the layers of ``slot``, which have the same shape."""
-    from peft import set_peft_model_state_dict
+    """Copy ``entry``'s LoRA weights into the parameters of ``slot``, which has the same shape.
+
+    A direct copy: PEFT's own loader walks every module of the model, which costs more than the
+    copy on a large base. The saved keys must be exactly the slot's, so nothing is half-applied.
+    """
+    import torch
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(str(entry.path / "adapter_model.safetensors")), adapter_name=slot)
+    weights = load_file(str(entry.path / "adapter_model.safetensors"))
+    marker = f".{slot}."
+    parameters = {name: parameter for name, parameter in model.named_parameters() if marker in name}
+    # "...c_attn.lora_A.weight" is saved for the parameter "...c_attn.lora_A.<slot>.weight".
+    mapped = {"{0}.{2}.{1}".format(*key.rsplit(".", 1), slot): tensor for key, tensor in weights.items()}
+    if set(mapped) != set(parameters) or any(parameters[name].shape != tensor.shape for name, tensor in mapped.items()):
+        raise ArtifactError(f"{entry.ref}: adapter weights do not fit the layers of its configuration")
+    with torch.no_grad():
+        for name, tensor in mapped.items():
+            parameters[name].copy_(tensor)
     model.peft_config[slot] = config
 
 
@@ -190,7 +211,9 @@ def _active(served: Served) -> Iterator[None]:
     """The served adapter switched on, or every adapter off for the bare base."""
     model = served.base.model
     if served.adapter is not None:
-        model.set_adapter(served.adapter)
+        if served.base.active != served.adapter:
+            model.set_adapter(served.adapter)
+            served.base.active = served.adapter
         yield
     elif served.base.adapters:  # a PeftModel serving its bare base
         with model.disable_adapter():
