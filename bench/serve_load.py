@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--swaps", type=int, default=40)
+    parser.add_argument("--batch-window-ms", type=float, default=5.0, help="the server's batching window in the mixed-batch run")
     args = parser.parse_args()
     from openai import OpenAI
 
@@ -145,7 +146,8 @@ def main() -> None:
         print(f"load: {args.requests} completions (16 tokens, greedy) at concurrency {args.concurrency} over {', '.join(models)}")
         throughput = {}
         for label, max_batch in (("one at a time", 1), ("mixed batches", args.concurrency)):
-            server, base_url = start_server(ftreg, env, ["--max-adapters", str(len(ADAPTERS)), "--max-batch", str(max_batch), "--preload", ",".join(models)])
+            batching = ["--max-batch", str(max_batch), "--batch-window-ms", str(args.batch_window_ms)]
+            server, base_url = start_server(ftreg, env, ["--max-adapters", str(len(ADAPTERS)), *batching, "--preload", ",".join(models)])
             try:
                 rss_start = rss_mib(server.pid)
                 latencies, errors, elapsed = load(OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120), models, args.requests, args.concurrency)
