@@ -157,7 +157,7 @@ def open_dataset(source: str, format_name: str | None = None, columns: dict[str,
         dataset_format = detect_format(table, plugins.dataset_formats(), columns)
     _check_renamable(dataset_format, columns)
     if columns:
-        _check_columns_exist(table, columns)
+        _check_columns_exist(table, schema, columns)
     if schema is not None and isinstance(dataset_format, RecordFormat):
         _check_required_columns(table, schema, dataset_format, columns)
     return DatasetReader(source, data, table, dataset_format, not format_name, columns)
@@ -176,8 +176,8 @@ def _check_renamable(dataset_format: DatasetFormat, columns: dict[str, str]) -> 
         raise DatasetError(f"`columns` renames {unknown[0]!r}, but format {dataset_format.name!r} has no such field ({reads})")
 
 
-def _check_columns_exist(table: Table, columns: dict[str, str]) -> None:
-    names = table.column_names()
+def _check_columns_exist(table: Table, schema: tuple[tuple[str, ...], int | None] | None, columns: dict[str, str]) -> None:
+    names = list(schema[0]) if schema is not None else table.sampled_columns()  # the schema read once, by the caller
     for field_name, name in columns.items():
         if names and name not in names:
             guess = difflib.get_close_matches(name, names, n=1)

@@ -70,11 +70,8 @@ class Table:
         """The first well-formed record, to detect the format and name the columns found."""
         return next(self._mappings(), None)
 
-    def column_names(self) -> list[str]:
-        """Every column: the schema's, or the keys of the first records (JSON records may leave optional keys out)."""
-        schema = self.schema()
-        if schema is not None:
-            return list(schema[0])
+    def sampled_columns(self) -> list[str]:
+        """The keys of the first records, for data without a schema (JSON records may leave optional keys out)."""
         return list(dict.fromkeys(key for record in itertools.islice(self._mappings(), SAMPLE_RECORDS) for key in record))
 
     def _mappings(self) -> Iterator[dict[str, Any]]:
