@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--swaps", type=int, default=40)
-    parser.add_argument("--batch-window-ms", type=float, default=5.0, help="the server's batching window in the mixed-batch run")
+    parser.add_argument("--batch-window-ms", type=float, default=25.0, help="the server's batching window in the mixed-batch run")
     args = parser.parse_args()
     from openai import OpenAI
 

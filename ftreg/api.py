@@ -163,7 +163,7 @@ def serve(
     max_adapters: int = 8,
     max_bases: int = 1,
     api_key: str | None = None,
-    batch_window_ms: float = 5.0,
+    batch_window_ms: float = 25.0,
     max_batch: int = 8,
     max_queue: int = 64,
     registry: Registry | None = None,
@@ -173,8 +173,9 @@ def serve(
 
     One process holds each base once and switches adapters per request; ``preload`` loads
     versions before the first request; ``api_key`` makes every request send ``Authorization: Bearer KEY``.
-    Requests arriving within ``batch_window_ms`` of each other (up to ``max_batch``) are generated
-    as one batch, whichever adapters of a base they name; past ``max_queue`` waiting, requests get 429.
+    Requests waiting together (up to ``max_batch``) are generated as one batch, whichever adapters of
+    a base they name; a batch waits up to ``batch_window_ms`` for as many requests as have lately
+    been in flight at once; past ``max_queue`` waiting, requests get 429.
     """
     try:
         import uvicorn

@@ -620,7 +620,7 @@ def _read_input(path: Path, flag: str) -> str:
 @click.option("--max-adapters", type=int, default=8, show_default=True, help="Adapters kept loaded per base; the least recently used is unloaded.")
 @click.option("--max-bases", type=int, default=1, show_default=True, help="Bases kept loaded; a request needing another is refused.")
 @click.option("--api-key", envvar="FTREG_API_KEY", help="Require `Authorization: Bearer KEY` on every request (or set FTREG_API_KEY).")
-@click.option("--batch-window-ms", type=float, default=5.0, show_default=True, help="How long a request waits for others to share its batch.")
+@click.option("--batch-window-ms", type=float, default=25.0, show_default=True, help="Longest a batch waits for the clients it has been serving.")
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Most requests generated in one batch.")
 @click.option("--max-queue", type=int, default=64, show_default=True, help="Requests allowed to wait; past it a request gets 429.")
 @pass_registry

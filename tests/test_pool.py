@@ -59,7 +59,7 @@ def test_requests_for_different_adapters_arriving_together_share_a_batch_and_ans
     for name, scale in (("minus", -1.0), ("double", 2.0)):
         _variant(registry, source, name, scale)
     questions = [QUESTION, "Can I return shoes I wore once?", "Hi", "How do I reset my password on the app?"]
-    cases = [(ref, question) for ref in ("support-v1", "minus-v1", "double-v1", "tiny-gpt2-v1") for question in questions]
+    cases = [(ref, question) for question in questions for ref in ("support-v1", "minus-v1", "double-v1", "tiny-gpt2-v1")]
     alone = {case: ftreg.load(case[0], registry=registry).generate(case[1], GREEDY) for case in cases}
     pool = ModelPool(registry, max_adapters=3)
     batcher = Batcher(pool, window_s=0.2, max_batch=8)
@@ -71,7 +71,21 @@ def test_requests_for_different_adapters_arriving_together_share_a_batch_and_ans
     with ThreadPoolExecutor(8) as threads:
         answers = dict(zip(cases, threads.map(ask, cases)))
     assert answers == alone
-    assert max(batcher.sizes) > 1  # they really were generated together
+    # Eight requests for three adapters and the bare base fill three slots: one generate call, not split.
+    assert 8 in batcher.sizes, batcher.sizes
+
+
+def test_a_lone_request_is_not_held_for_company_that_is_not_coming(support_adapter, registry):
+    """The window bounds the wait for clients the server has been serving; with no other client, nothing waits."""
+    import time
+
+    from ftreg.inference.batching import Batcher
+
+    batcher = Batcher(ModelPool(registry), window_s=60)
+    for _ in range(2):
+        started = time.monotonic()
+        batcher.complete("support-v1", lambda served: served.composed.encode(QUESTION, GREEDY), GREEDY)
+        assert time.monotonic() - started < 30  # a fixed window would hold each for 60 s
 
 
 def test_a_full_queue_is_refused_not_piled_up(support_adapter, registry):

@@ -81,7 +81,7 @@ class ModelPool:
         entry = self.registry.resolve(reference)
         with self.lock:
             served = self.prepare(entry)
-            with _active(served):
+            with active(served):
                 yield served
 
     def resident(self) -> list[str]:
@@ -207,7 +207,7 @@ def _refill(model: Any, slot: str, entry: Entry, config: Any) -> None:
 
 
 @contextmanager
-def _active(served: Served) -> Iterator[None]:
+def active(served: Served) -> Iterator[None]:
     """The served adapter switched on, or every adapter off for the bare base."""
     model = served.base.model
     if served.adapter is not None:

@@ -77,7 +77,7 @@ class ApiError(Exception):
         self.status, self.message, self.kind, self.param = status, message, kind, param
 
 
-def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: float = 0.005, max_batch: int = 8, max_queue: int = 64) -> FastAPI:
+def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: float = 0.025, max_batch: int = 8, max_queue: int = 64) -> FastAPI:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
     app = FastAPI(title="ftreg", docs_url=None, redoc_url=None)
