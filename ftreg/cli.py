@@ -615,14 +615,14 @@ def _read_input(path: Path, flag: str) -> str:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this machine only).")
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--preload", help="Versions to load before the first request, comma-separated: support-v2,faq@prod.")
-@click.option("--max-adapters", type=int, default=8, show_default=True, help="Adapters kept loaded per base; the least recently used is unloaded.")
-@click.option("--max-bases", type=int, default=1, show_default=True, help="Bases kept loaded; a request needing another is refused.")
+@click.option("--max-adapters", type=click.IntRange(min=1), default=8, show_default=True, help="Adapters kept loaded per base; the least recently used is unloaded.")
+@click.option("--max-bases", type=click.IntRange(min=1), default=1, show_default=True, help="Bases kept loaded; a request needing another is refused.")
 @click.option("--api-key", envvar="FTREG_API_KEY", help="Require `Authorization: Bearer KEY` on every request (or set FTREG_API_KEY).")
-@click.option("--batch-window-ms", type=float, default=25.0, show_default=True, help="Longest a batch waits for the clients it has been serving.")
-@click.option("--max-batch", type=int, default=8, show_default=True, help="Most requests generated in one batch.")
-@click.option("--max-queue", type=int, default=64, show_default=True, help="Requests allowed to wait; past it a request gets 429.")
+@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=25.0, show_default=True, help="Longest a batch waits for the clients it has been serving.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="Most requests generated in one batch.")
+@click.option("--max-queue", type=click.IntRange(min=0), default=64, show_default=True, help="Requests allowed to wait; past it a request gets 429.")
 @pass_registry
 def serve(registry: Registry, host: str, port: int, preload: str | None, max_adapters: int, max_bases: int, api_key: str | None,
           batch_window_ms: float, max_batch: int, max_queue: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import publish_files
 
 import ftreg
 from ftreg.inference.options import GenerationOptions
@@ -34,9 +35,46 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _start(home, *options):
+    """``ftreg serve`` on a free loopback port as a subprocess, once it answers; returns it and its base URL."""
+    port = _free_port()
+    env = {**os.environ, "FTREG_HOME": str(home)}
+    server = subprocess.Popen([sys.executable, "-m", "ftreg", "serve", "--port", str(port), "--api-key", KEY, *options],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{base_url}/models", headers={"Authorization": f"Bearer {KEY}"}), timeout=5):
+                return server, base_url
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert server.poll() is None, server.communicate()
+        assert time.monotonic() < deadline, "the server did not start within 120 s"
+        time.sleep(0.5)
+
+
+def _publish_noise(registry):
+    """noise-v1: a small GPT-2 checkpoint with random weights, which rambles on for as long as it is let."""
+    import torch
+    from safetensors.torch import save
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    base = registry.resolve("tiny-gpt2-v1")
+    vocabulary = json.loads((base.path / "config.json").read_text())
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=1024, vocab_size=vocabulary["vocab_size"],
+                        bos_token_id=vocabulary["bos_token_id"], eos_token_id=vocabulary["eos_token_id"])
+    model = GPT2LMHeadModel(config)
+    files = {name: (base.path / name).read_bytes() for name in ("tokenizer.json", "tokenizer_config.json")}
+    files["config.json"] = config.to_json_string().encode()
+    files["model.safetensors"] = save({key: value.contiguous() for key, value in model.state_dict().items() if key != "lm_head.weight"})
+    return publish_files(registry, "noise", files, kind="checkpoint")
+
+
 @pytest.fixture(scope="module")
 def served(_trained_registry, tmp_path_factory):
-    """A registry with support-v1 (lora8bit), a chat-trained chatty-v1, and a server on it."""
+    """A registry with support-v1 (lora8bit), a chat-trained chatty-v1, the random noise-v1, and a server on it."""
     from ftreg.cli import cli
 
     home = tmp_path_factory.mktemp("serve") / "registry"
@@ -45,24 +83,18 @@ def served(_trained_registry, tmp_path_factory):
     for name, data in (("chatty", FIXTURES / "chat.jsonl"), ("support", FIXTURES / "instruction.json")):
         result = CliRunner().invoke(cli, [*train, "--name", name, "--dataset", str(data)])
         assert result.exit_code == 0, result.output
-    port = _free_port()
-    env = {**os.environ, "FTREG_HOME": str(home)}
-    server = subprocess.Popen([sys.executable, "-m", "ftreg", "serve", "--port", str(port), "--api-key", KEY, "--max-adapters", "2", "--preload", "support-v1"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(urllib.request.Request(f"{base_url}/models", headers={"Authorization": f"Bearer {KEY}"}), timeout=5):
-                break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert server.poll() is None, server.communicate()
-        assert time.monotonic() < deadline, "the server did not start within 120 s"
-        time.sleep(0.5)
+    _publish_noise(Registry(home))
+    server, base_url = _start(home, "--max-adapters", "2", "--max-bases", "2", "--preload", "support-v1")
     yield home, openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=60), base_url
     server.terminate()
     server.wait(timeout=30)
+
+
+def _metrics(base_url):
+    """Each sample of the server's Prometheus text, by its name and labels."""
+    request = urllib.request.Request(base_url.removesuffix("/v1") + "/metrics/", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in response.read().decode().splitlines() if line and not line.startswith("#")}
 
 
 def _local(home, ref, **kwargs):
@@ -138,6 +170,9 @@ def test_an_alias_move_is_seen_by_the_next_request(served):
         (lambda c: c.completions.create(model="nope-v1", prompt="x"), "NotFoundError", "nope"),
         (lambda c: c.completions.create(model="support-v1", prompt="x", temperature=5), "BadRequestError", "temperature"),
         (lambda c: c.completions.create(model="support-v1", prompt="x " * 2000, max_tokens=8), "BadRequestError", "context"),
+        (lambda c: c.completions.create(model="support-v1", prompt="x", max_tokens=5000), "BadRequestError", "context"),
+        (lambda c: c.completions.create(model="support-v1", prompt="x", max_tokens="many"), "BadRequestError", "max_tokens"),
+        (lambda c: c.completions.create(model="support-v1", prompt=["x", 3]), "BadRequestError", "prompt"),
         (lambda c: c.chat.completions.create(model="support-v1", messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]), "BadRequestError", "single-turn"),
         (lambda c: c.chat.completions.create(model="support-v1", messages=[{"role": "robot", "content": "a"}]), "BadRequestError", "role"),
         (lambda c: c.completions.create(model="support-v1", prompt="x", n=2, stream=True), "BadRequestError", "stream"),
@@ -151,18 +186,52 @@ def test_errors_are_openai_errors_with_a_message(served, call, error, words):
     assert words in raised.value.body["message"]
 
 
-def test_metrics_count_requests_by_endpoint_and_status(served):
+def test_metrics_count_requests_by_model_and_status_and_tokens_in_and_out(served):
     _, client, base_url = served
-    client.completions.create(model="support-v1", prompt=QUESTION, max_tokens=2)
+    before = _metrics(base_url)
+    usage = client.completions.create(model="support-v1", prompt=QUESTION, max_tokens=2).usage
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="nope-v1", prompt="x")
-    request = urllib.request.Request(base_url.removesuffix("/v1") + "/metrics/", headers={"Authorization": f"Bearer {KEY}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read().decode()
-    counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("ftreg_requests_total{")}
-    assert counts['ftreg_requests_total{endpoint="/v1/completions",status="200"}'] >= 1
-    assert counts['ftreg_requests_total{endpoint="/v1/completions",status="404"}'] >= 1
-    assert "ftreg_resident_versions" in text and "ftreg_request_seconds_bucket" in text
+    counts = _metrics(base_url)
+
+    def grew(sample):
+        return counts.get(sample, 0) - before.get(sample, 0)
+
+    assert grew('ftreg_requests_total{endpoint="/v1/completions",model="support-v1",status="200"}') == 1
+    assert grew('ftreg_requests_total{endpoint="/v1/completions",model="",status="404"}') == 1  # a name nobody has is no label
+    assert grew('ftreg_prompt_tokens_total{model="support-v1"}') == usage.prompt_tokens
+    assert grew('ftreg_completion_tokens_total{model="support-v1"}') == usage.completion_tokens
+    assert "ftreg_resident_versions" in counts and 'ftreg_request_seconds_bucket{endpoint="/v1/completions",le="+Inf"}' in counts
+
+
+def test_a_client_that_hangs_up_mid_stream_stops_its_generation(served):
+    _, client, base_url = served
+    whole = client.completions.create(model="noise-v1", prompt=QUESTION, temperature=0, max_tokens=900)
+    assert whole.usage.completion_tokens == 900  # no early end of text: a finished stream would count 900 too
+    before = _metrics(base_url).get('ftreg_completion_tokens_total{model="noise-v1"}', 0)
+    stream = client.completions.create(model="noise-v1", prompt=QUESTION, temperature=0, max_tokens=900, stream=True)
+    next(iter(stream))
+    stream.close()  # hangs up
+    deadline = time.monotonic() + 60
+    while (counted := _metrics(base_url).get('ftreg_completion_tokens_total{model="noise-v1"}', 0) - before) == 0:
+        assert time.monotonic() < deadline, "the abandoned stream never finished"
+        time.sleep(0.05)
+    assert counted < 900
+
+
+def test_a_corrupted_adapter_is_refused_with_the_file_named(served):
+    home, client, _ = served
+    registry = Registry(home)
+    source = registry.resolve("support-v1")
+    files = {rel: (source.path / rel).read_bytes() for rel in source.manifest["files"]}
+    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
+    broken = publish_files(registry, "broken", files, **{key: source.manifest[key] for key in keep if key in source.manifest})
+    weights = broken.path / "adapter_model.safetensors"
+    weights.chmod(0o644)
+    weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))
+    with pytest.raises(openai.ConflictError) as raised:
+        client.completions.create(model="broken-v1", prompt=QUESTION, **GREEDY)
+    assert "adapter_model.safetensors does not match its recorded sha256" in raised.value.body["message"]
 
 
 def test_health_invalid_json_and_oversized_bodies_are_answered_not_500(served):
@@ -196,3 +265,39 @@ def test_health_invalid_json_and_oversized_bodies_are_answered_not_500(served):
 def test_listening_beyond_this_machine_needs_an_api_key(cli_run):
     result = cli_run("serve", "--host", "0.0.0.0")
     assert result.exit_code == 2 and "listening on 0.0.0.0 lets other machines in: set --api-key" in result.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--max-adapters", "0"), ("--max-batch", "0"), ("--max-queue", "-1"), ("--batch-window-ms", "-5"), ("--port", "70000")])
+def test_serving_limits_out_of_range_are_refused_before_anything_loads(cli_run, flag, value):
+    result = cli_run("serve", flag, value)
+    assert result.exit_code == 2 and flag in result.stderr and value in result.stderr
+
+
+def test_a_full_queue_gets_429(served):
+    home, _, _ = served
+    server, base_url = _start(home, "--max-queue", "0")
+    try:
+        client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=60)
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.completions.create(model="support-v1", prompt=QUESTION, **GREEDY)
+        assert "retry later" in raised.value.body["message"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(served):
+    import signal
+
+    home, _, _ = served
+    server, base_url = _start(home, "--preload", "noise-v1")
+    client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=60)
+    stream = iter(client.completions.create(model="noise-v1", prompt=QUESTION, temperature=0, max_tokens=900, stream=True))
+    chunks = [next(stream)]
+    server.send_signal(signal.SIGTERM)
+    time.sleep(1)  # uvicorn stops listening at once; the stream goes on
+    with pytest.raises(openai.APIConnectionError):
+        client.models.list()
+    chunks += list(stream)
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert server.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn raises the signal again once it has shut down

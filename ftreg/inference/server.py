@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ftreg.errors import ConfigError, FtregError, UnknownReference
+from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError, UnknownReference
 from ftreg.inference.batching import Batcher, Overloaded
 from ftreg.inference.compose import Completion
+from ftreg.inference.metrics import ServerMetrics
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.pool import ModelPool, PoolFull, Served
 
@@ -78,28 +79,10 @@ class ApiError(Exception):
 
 
 def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: float = 0.025, max_batch: int = 8, max_queue: int = 64) -> FastAPI:
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
-
     app = FastAPI(title="ftreg", docs_url=None, redoc_url=None)
     batcher = Batcher(pool, batch_window_s, max_batch, max_queue)
-    metrics = CollectorRegistry()  # one per app: two servers in one process must not share counts
-    answered = Counter("ftreg_requests", "Requests answered, by endpoint and HTTP status", ["endpoint", "status"], registry=metrics)
-    seconds = Histogram("ftreg_request_seconds", "Time to answer a request (to its last byte for a stream's first)", ["endpoint"], registry=metrics)
-    Gauge("ftreg_resident_versions", "Bases and adapters loaded now", registry=metrics).set_function(lambda: len(pool.resident()))
-    loads = Histogram("ftreg_adapter_load_seconds", "Time to load an adapter that was not resident (a swap)", registry=metrics,
-                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-    evictions = Counter("ftreg_adapter_evictions", "Adapters unloaded to make room for another", registry=metrics)
-    batch_sizes = Histogram("ftreg_batch_size", "Requests generated together", registry=metrics, buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32))
-    Gauge("ftreg_queue_depth", "Requests waiting for a batch", registry=metrics).set_function(lambda: batcher.requests.qsize())
-
-    def loaded(seconds: float, evicted: bool) -> None:
-        loads.observe(seconds)
-        if evicted:
-            evictions.inc()
-
-    pool.on_adapter_load = loaded
-    batcher.on_batch = batch_sizes.observe
-    app.mount("/metrics", make_asgi_app(registry=metrics))
+    metrics = ServerMetrics(pool, batcher)
+    app.mount("/metrics", metrics.app())
 
     @app.middleware("http")
     async def authenticate_and_count(request: Request, call_next: Any) -> Any:
@@ -111,8 +94,9 @@ def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: floa
         else:
             started = time.perf_counter()
             response = await call_next(request)
-            seconds.labels(request.url.path).observe(time.perf_counter() - started)
-        answered.labels(request.url.path, str(response.status_code)).inc()
+            metrics.answered(request.url.path, getattr(request.state, "model", ""), response.status_code, time.perf_counter() - started)
+            return response
+        metrics.answered(request.url.path, "", response.status_code, None)
         return response
 
     @app.exception_handler(ApiError)
@@ -136,18 +120,18 @@ def create_app(pool: ModelPool, api_key: str | None = None, batch_window_s: floa
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
-        body = _parse(CompletionRequest, await _json(request))
+        body = _parse(CompletionRequest, request, await _json(request), pool)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts:
             raise ApiError(400, "`prompt` is empty", param="prompt")
         # Generation blocks: run it on a worker thread so other requests (and their batch) keep coming in.
-        return await run_in_threadpool(_respond, pool, batcher, body, "text_completion", [{"prompt": prompt} for prompt in prompts], 16)
+        return await run_in_threadpool(_respond, pool, batcher, metrics, body, "text_completion", [{"prompt": prompt} for prompt in prompts], 16)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        body = _parse(ChatRequest, await _json(request))
+        body = _parse(ChatRequest, request, await _json(request), pool)
         messages = [message.model_dump() for message in body.messages]
-        return await run_in_threadpool(_respond, pool, batcher, body, "chat.completion", [{"messages": messages}], GenerationOptions.max_new_tokens)
+        return await run_in_threadpool(_respond, pool, batcher, metrics, body, "chat.completion", [{"messages": messages}], GenerationOptions.max_new_tokens)
 
     return app
 
@@ -162,22 +146,29 @@ async def _json(request: Request) -> Any:
         raise ApiError(400, f"the request body is not JSON: {error}") from None
 
 
-def _parse(model: type[Sampling], payload: Any) -> Any:
+def _parse(model: type[Sampling], request: Request, payload: Any, pool: ModelPool) -> Any:
+    """The request body, validated, for a model the registry knows (which then labels its metrics)."""
     try:
-        return model.model_validate(payload)
+        body = model.model_validate(payload)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ApiError(400, f"{where}: {first['msg']}", param=where) from None
+    try:
+        pool.registry.resolve(body.model)
+    except FtregError as error:
+        raise _http_error(error) from error
+    request.state.model = body.model
+    return body
 
 
-def _respond(pool: ModelPool, batcher: Batcher, body: Sampling, kind: str, requests: list[dict[str, Any]], default_max_tokens: int) -> Any:
+def _respond(pool: ModelPool, batcher: Batcher, metrics: ServerMetrics, body: Sampling, kind: str, requests: list[dict[str, Any]], default_max_tokens: int) -> Any:
     options = body.options(default_max_tokens)
     if body.stream and (body.n > 1 or len(requests) > 1):
         raise ApiError(400, "`stream` returns one completion: send `n` 1 and one prompt", param="stream")
     identifier = ("chatcmpl-" if kind == "chat.completion" else "cmpl-") + uuid.uuid4().hex
     if body.stream:
-        return _streaming(pool, body, kind, requests[0], options, identifier)
+        return _streaming(pool, metrics, body, kind, requests[0], options, identifier)
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for request in requests:
@@ -192,6 +183,7 @@ def _respond(pool: ModelPool, batcher: Batcher, body: Sampling, kind: str, reque
             choices.append(_choice(kind, len(choices), completion))
             completion_tokens += completion.tokens
         prompt_tokens += prompt_length
+    metrics.tokens(body.model, prompt_tokens, completion_tokens)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
     return {"id": identifier, "object": kind, "created": int(time.time()), "model": body.model, "choices": choices, "usage": usage}
 
@@ -203,7 +195,7 @@ def _batched(batcher: Batcher, model: str, request: dict[str, Any], options: Gen
         raise _http_error(error) from error
 
 
-def _streaming(pool: ModelPool, body: Sampling, kind: str, request: dict[str, Any], options: GenerationOptions, identifier: str) -> StreamingResponse:
+def _streaming(pool: ModelPool, metrics: ServerMetrics, body: Sampling, kind: str, request: dict[str, Any], options: GenerationOptions, identifier: str) -> StreamingResponse:
     """Server-sent events: a chunk per piece of text as it is generated, the finish reason, then [DONE].
 
     Everything that can be refused (the model, the prompt) is checked before the response starts,
@@ -238,6 +230,7 @@ def _streaming(pool: ModelPool, body: Sampling, kind: str, request: dict[str, An
             result.extend(served.composed.complete(ids, options, stop=body.stops(), streamer=streamer, cancel=hung_up))
         finally:
             release()
+            metrics.tokens(body.model, len(ids), sum(completion.tokens for completion in result))
 
     # Started now, not when the body is first read: the worker alone releases the model, once it is
     # done, even if the client never reads a byte or hangs up halfway.
@@ -311,7 +304,7 @@ class _serving:
 def _http_error(error: FtregError) -> ApiError:
     if isinstance(error, UnknownReference):
         return ApiError(404, str(error), "not_found_error", "model")
-    if isinstance(error, PoolFull):
+    if isinstance(error, (PoolFull, ArtifactError, BaseMismatch)):  # the model exists, but cannot be served as it is
         return ApiError(409, str(error), "server_error", "model")
     if isinstance(error, Overloaded):
         return ApiError(429, str(error), "rate_limit_error")
