@@ -11,8 +11,9 @@ from ftreg.errors import FtregError
 class hub_errors:
     """Turns the Hub client's exceptions inside the block into FtregErrors; the token never appears in them."""
 
-    def __init__(self, repo_id: str):
+    def __init__(self, repo_id: str, after_failed_transfer: str = "; nothing was registered"):
         self.repo_id = repo_id
+        self.after_failed_transfer = after_failed_transfer  # what a failed transfer left behind, for the user
 
     def __enter__(self) -> hub_errors:
         return self
@@ -44,5 +45,5 @@ class hub_errors:
         if isinstance(error, ValueError):  # the client's own refusals, e.g. a path that leaves the download folder
             raise FtregError(f"{name}: refused by the Hub client: {error}") from error
         if isinstance(error, OSError) or type(error).__module__.startswith(("httpx", "requests", "urllib3")):
-            raise FtregError(f"{name}: the transfer failed ({type(error).__name__}); nothing was registered") from error
+            raise FtregError(f"{name}: the transfer failed ({type(error).__name__}){self.after_failed_transfer}") from error
         return False

@@ -49,6 +49,14 @@ def publish_files(registry: Registry, name: str, files: dict[str, bytes] | None 
         return registry.publish(stage, name=name, **fields)
 
 
+def republish(registry: Registry, source: str, name: str, replaced: dict[str, bytes] | None = None):
+    """Publish ``source``'s files (with ``replaced`` ones swapped in) and its record as a new version ``name``."""
+    entry = registry.resolve(source)
+    files = {rel: (entry.path / rel).read_bytes() for rel in entry.manifest["files"]} | (replaced or {})
+    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
+    return publish_files(registry, name, files, **{key: entry.manifest[key] for key in keep if key in entry.manifest})
+
+
 @pytest.fixture
 def cli_run(ftreg_home):
     """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""

@@ -4,7 +4,7 @@ import pytest
 from safetensors.torch import load_file, save
 
 import ftreg
-from conftest import publish_files
+from conftest import publish_files, republish
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.pool import ModelPool, PoolFull
 
@@ -16,10 +16,7 @@ QUESTION = "Where is my order?"
 def _variant(registry, source, name, scale):
     """A second adapter of the same shape: the source's LoRA update scaled, so it answers differently."""
     weights = {key: tensor * scale if "lora_B" in key else tensor for key, tensor in load_file(source.path / "adapter_model.safetensors").items()}
-    files = {rel: (source.path / rel).read_bytes() for rel in source.manifest["files"] if rel != "adapter_model.safetensors"}
-    files["adapter_model.safetensors"] = save(weights)
-    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
-    return publish_files(registry, name, files, **{key: source.manifest[key] for key in keep if key in source.manifest})
+    return republish(registry, source.ref, name, {"adapter_model.safetensors": save(weights)})
 
 
 def test_every_adapter_answers_as_it_alone_would_through_swaps_evictions_and_refills(support_adapter, registry):
@@ -104,10 +101,7 @@ def test_a_refill_refuses_weights_that_do_not_fit_the_slot(support_adapter, regi
     source = registry.resolve("support-v1")
     weights = load_file(source.path / "adapter_model.safetensors")
     weights["base_model.model.transformer.h.0.attn.c_attn.lora_Z.weight"] = torch.zeros(2, 2)
-    files = {rel: (source.path / rel).read_bytes() for rel in source.manifest["files"] if rel != "adapter_model.safetensors"}
-    files["adapter_model.safetensors"] = save(weights)
-    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
-    publish_files(registry, "odd", files, **{key: source.manifest[key] for key in keep if key in source.manifest})
+    republish(registry, "support-v1", "odd", {"adapter_model.safetensors": save(weights)})
     pool = ModelPool(registry, max_adapters=1)
     with pool.serving("support-v1"):
         pass

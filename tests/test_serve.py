@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import publish_files
+from conftest import publish_files, republish
 
 import ftreg
 from ftreg.inference.options import GenerationOptions
@@ -164,6 +164,18 @@ def test_an_alias_move_is_seen_by_the_next_request(served):
     assert client.completions.create(model="support@prod", prompt=QUESTION, **GREEDY).choices[0].text == _local(home, "support-v2", prompt=QUESTION)
 
 
+def test_a_version_published_while_serving_is_served_at_once_and_a_removed_one_no_longer(served):
+    home, client, _ = served
+    registry = Registry(home)
+    republish(registry, "support-v1", "fresh")
+    assert client.completions.create(model="fresh-v1", prompt=QUESTION, **GREEDY).choices[0].text == _local(home, "support-v1", prompt=QUESTION)
+    assert "fresh-v1" in {model.id for model in client.models.list()}
+    registry.remove("fresh-v1")
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="fresh-v1", prompt=QUESTION, **GREEDY)
+    assert "fresh-v1" not in {model.id for model in client.models.list()}
+
+
 @pytest.mark.parametrize(
     "call, error, words",
     [
@@ -221,11 +233,7 @@ def test_a_client_that_hangs_up_mid_stream_stops_its_generation(served):
 
 def test_a_corrupted_adapter_is_refused_with_the_file_named(served):
     home, client, _ = served
-    registry = Registry(home)
-    source = registry.resolve("support-v1")
-    files = {rel: (source.path / rel).read_bytes() for rel in source.manifest["files"]}
-    keep = ("base", "strategy", "config", "prompt_template", "base_fingerprint", "base_source", "dataset")
-    broken = publish_files(registry, "broken", files, **{key: source.manifest[key] for key in keep if key in source.manifest})
+    broken = republish(Registry(home), "support-v1", "broken")
     weights = broken.path / "adapter_model.safetensors"
     weights.chmod(0o644)
     weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))

@@ -86,7 +86,7 @@ def _download(text: str, repo_id: str, revision: str | None) -> Path:
     # Data files only (a save_to_disk layout's state.json is JSON too): no card, no scripts, no images.
     patterns = [f"*{suffix}" for suffix in DATA_SUFFIXES] + [f"*{suffix.upper()}" for suffix in DATA_SUFFIXES]
     try:
-        with hub_errors(repo_id):
+        with hub_errors(repo_id, after_failed_transfer=""):  # a dataset is fetched to be read, not registered
             return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, allow_patterns=patterns, tqdm_class=Bars))
     except FtregError as error:
         cause = error.__cause__
@@ -99,7 +99,7 @@ def _download(text: str, repo_id: str, revision: str | None) -> Path:
             raise DatasetError(f"{text}: no such dataset on the Hub (or no access to it){local}") from cause
         if isinstance(cause, LocalEntryNotFoundError):
             raise DatasetError(f"{text}: not in the local Hub cache, and the Hub cannot be reached (offline?){local}") from cause
-        raise DatasetError(str(error).replace("; nothing was registered", "")) from cause
+        raise DatasetError(str(error)) from cause
 
 
 class FileSource(DatasetSource):
