@@ -23,7 +23,7 @@ class ServerMetrics:
         self.prompt_tokens = Counter("ftreg_prompt_tokens", "Prompt tokens read, by model", ["model"], registry=self.registry)
         self.completion_tokens = Counter("ftreg_completion_tokens", "Tokens generated, by model (a stream's when it ends)", ["model"], registry=self.registry)
         self.loads = Histogram("ftreg_adapter_load_seconds", "Time to load an adapter that was not resident (a swap)", registry=self.registry,
-                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+                               buckets=(0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5))
         self.evictions = Counter("ftreg_adapter_evictions", "Adapters unloaded to make room for another", registry=self.registry)
         batch_sizes = Histogram("ftreg_batch_size", "Requests generated together", registry=self.registry, buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32))
         Gauge("ftreg_queue_depth", "Requests waiting for a batch", registry=self.registry).set_function(batcher.requests.qsize)

@@ -40,6 +40,7 @@ class LoadedBase:
     encoder: Any
     active: str | None = None  # the adapter slot PEFT has active: switching costs a walk over every module
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # version ref -> its PEFT adapter slot, oldest first
+    slot_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)  # a refilled slot's parameters by name: found once, not per swap
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,14 @@ class ModelPool:
                 self.base_of.pop(evicted_ref, None)
                 if _same_shape(base.model.peft_config[slot], config):
                     try:
-                        _refill(base.model, slot, entry, config)  # copy into the slot: no layers rebuilt
+                        _refill(base, slot, entry, config)  # copy into the slot: no layers rebuilt
                     except ArtifactError:
-                        base.model.delete_adapter(slot)  # it holds the evicted adapter, which is gone from the books
-                        base.active = None if base.active == slot else base.active
+                        _delete(base, slot)  # it holds the evicted adapter, which is gone from the books
                         raise
                     base.adapters[entry.ref] = slot
                     self.on_adapter_load(time.perf_counter() - started, evicted)
                     return slot
-                base.model.delete_adapter(slot)
-                if base.active == slot:
-                    base.active = None
+                _delete(base, slot)
             slot = f"slot{self._slots}"  # PEFT names adapters as module attributes: not the ref itself
             self._slots += 1
             if isinstance(base.model, PeftModel):
@@ -184,7 +182,14 @@ def _same_shape(held: Any, incoming: Any) -> bool:
     return shape(held) == shape(incoming)
 
 
-def _refill(model: Any, slot: str, entry: Entry, config: Any) -> None:
+def _delete(base: LoadedBase, slot: str) -> None:
+    base.model.delete_adapter(slot)
+    base.slot_parameters.pop(slot, None)
+    if base.active == slot:
+        base.active = None
+
+
+def _refill(base: LoadedBase, slot: str, entry: Entry, config: Any) -> None:
     """Copy ``entry``'s LoRA weights into the parameters of ``slot``, which has the same shape.
 
     A direct copy: PEFT's own loader walks every module of the model, which costs more than the
@@ -194,8 +199,10 @@ def _refill(model: Any, slot: str, entry: Entry, config: Any) -> None:
     from safetensors.torch import load_file
 
     weights = load_file(str(entry.path / "adapter_model.safetensors"))
-    marker = f".{slot}."
-    parameters = {name: parameter for name, parameter in model.named_parameters() if marker in name}
+    if slot not in base.slot_parameters:
+        marker = f".{slot}."
+        base.slot_parameters[slot] = {name: parameter for name, parameter in base.model.named_parameters() if marker in name}
+    parameters = base.slot_parameters[slot]
     # "...c_attn.lora_A.weight" is saved for the parameter "...c_attn.lora_A.<slot>.weight".
     mapped = {"{0}.{2}.{1}".format(*key.rsplit(".", 1), slot): tensor for key, tensor in weights.items()}
     if set(mapped) != set(parameters) or any(parameters[name].shape != tensor.shape for name, tensor in mapped.items()):
@@ -203,7 +210,7 @@ def _refill(model: Any, slot: str, entry: Entry, config: Any) -> None:
     with torch.no_grad():
         for name, tensor in mapped.items():
             parameters[name].copy_(tensor)
-    model.peft_config[slot] = config
+    base.model.peft_config[slot] = config
 
 
 @contextmanager
