@@ -2,9 +2,10 @@
 
 A worker gathers a batch from the requests waiting, then waits (at most the window) for as many as
 have lately been in flight at once: the clients it has been serving, who come back as soon as they
-are answered. A lone client is never held; a busy server does not split its clients into
-half-full batches that stay apart. Each group that shares a base and sampling settings is
-generated in one `generate` call, with
+are answered. A lone client is never held, and a busy server's clients do not settle into
+half-full batches that stay apart.
+
+Each group that shares a base and sampling settings is generated in one `generate` call, with
 PEFT's per-row ``adapter_names``. Prompts are left-padded, so every row continues its own prompt;
 a row is cut to its own ``max_new_tokens``, so a greedy answer equals the one the adapter gives
 alone (a test checks it).
