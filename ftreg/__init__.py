@@ -15,11 +15,12 @@ from ftreg.version import __version__
 # name -> (module, attribute)
 _EXPORTS = {
     **{name: ("ftreg.api", name) for name in (
-        "check_dataset", "export", "gc", "init_base", "load", "prompter", "pull", "push", "resume", "runs", "serve", "settings", "train",
+        "check_dataset", "compare", "evaluate", "export", "gc", "init_base", "load", "prompter", "pull", "push", "resume", "runs", "serve",
+        "settings", "tag_if_better", "train",
     )},
     **{name: ("ftreg.plugins", name) for name in ("dataset_formats", "dataset_sources", "plugin_infos", "training_strategies")},
     "add_plugin_commands": ("ftreg.plugins", "register_commands"),
-    **{name: ("ftreg.contract", name) for name in ("Entry", "Ref", "StrategyOptions", "TrainingStrategy", "TrainSpec", "option", "parse_ref")},
+    **{name: ("ftreg.contract", name) for name in ("Entry", "Metric", "Ref", "StrategyOptions", "TrainingStrategy", "TrainSpec", "option", "parse_ref")},
     **{name: ("ftreg.errors", name) for name in (
         "ArtifactError", "BaseMismatch", "ConfigError", "DatasetError", "FtregError", "InvalidName", "PluginWarning",
         "RegistryConflict", "RegistryError", "TrainingDiverged", "UnknownPlugin", "UnknownReference",
@@ -46,6 +47,7 @@ __all__ = [
     "FtregError",
     "GenerationOptions",
     "InvalidName",
+    "Metric",
     "PluginWarning",
     "Prompter",
     "Ref",
@@ -63,8 +65,10 @@ __all__ = [
     "__version__",
     "add_plugin_commands",
     "check_dataset",
+    "compare",
     "dataset_formats",
     "dataset_sources",
+    "evaluate",
     "export",
     "gc",
     "hookimpl",
@@ -81,6 +85,7 @@ __all__ = [
     "serve",
     "settings",
     "show_everything",
+    "tag_if_better",
     "train",
     "training_strategies",
 ]
@@ -100,8 +105,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ftreg.api import check_dataset, export, gc, init_base, load, prompter, pull, push, resume, runs, serve, settings, train
-    from ftreg.contract import Entry, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
+    from ftreg.api import (
+        check_dataset,
+        compare,
+        evaluate,
+        export,
+        gc,
+        init_base,
+        load,
+        prompter,
+        pull,
+        push,
+        resume,
+        runs,
+        serve,
+        settings,
+        tag_if_better,
+        train,
+    )
+    from ftreg.contract import Entry, Metric, Ref, StrategyOptions, TrainingStrategy, TrainSpec, option, parse_ref
     from ftreg.engines.quiet import show_everything
     from ftreg.errors import (
         ArtifactError,

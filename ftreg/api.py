@@ -19,6 +19,12 @@ from ftreg.datasets.check import check_report
 from ftreg.datasets.loading import open_dataset
 from ftreg.datasets.tokenizer import load_encoder
 from ftreg.errors import ConfigError, FtregError
+from ftreg.evaluation import compare as _compare
+from ftreg.evaluation.comparison import Comparison
+from ftreg.evaluation.evaluate import DEFAULT_MAX_NEW_TOKENS, Evaluation, open_eval_data
+from ftreg.evaluation.evaluate import evaluate as _evaluate
+from ftreg.evaluation.gate import Verdict, direction
+from ftreg.evaluation.gate import tag_if_better as _tag_if_better
 from ftreg.hub import pull as _pull
 from ftreg.hub import push as _push
 from ftreg.inference.compose import Composed, compose
@@ -153,6 +159,65 @@ def check_dataset(
         pass  # every problem of the data is reported before the base is resolved (which may publish it)
     resolved = resolve_base(base, registry)
     return {**check_report(reader, load_encoder(resolved.path), min(max_length, context_length(resolved.path))), "tokenizer": resolved.ref}
+
+
+def evaluate(
+    ref: str,
+    dataset: str,
+    *,
+    format: str | None = None,
+    limit: int | None = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    registry: Registry | None = None,
+    show_progress: bool = False,
+) -> Evaluation:
+    """Loss, perplexity and every registered metric of ``ref`` on ``dataset``, stored with the version.
+
+    Answers are greedy, at most ``max_new_tokens`` long; ``limit`` takes the first N examples. A
+    repeated evaluation (same version, data fingerprint and settings) is read back, not measured.
+    """
+    registry = _registry(registry)
+    registry.resolve(ref)  # an unknown reference fails before the data is read
+    return _evaluate(registry, ref, open_eval_data(dataset, format, limit, max_new_tokens), show_progress)
+
+
+def compare(
+    refs: list[str],
+    dataset: str,
+    *,
+    format: str | None = None,
+    limit: int | None = None,
+    samples: int = 3,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    registry: Registry | None = None,
+    show_progress: bool = False,
+) -> Comparison:
+    """``refs`` evaluated on the same data, side by side, with ``samples`` answers next to their references."""
+    registry = _registry(registry)
+    for ref in refs:
+        registry.resolve(ref)
+    return _compare.compare(registry, refs, open_eval_data(dataset, format, limit, max_new_tokens), samples, show_progress)
+
+
+def tag_if_better(
+    ref: str,
+    alias: str,
+    metric: str,
+    *,
+    dataset: str | None = None,
+    format: str | None = None,
+    min_delta: float = 0.0,
+    registry: Registry | None = None,
+    show_progress: bool = False,
+) -> Verdict:
+    """Move NAME@``alias`` to ``ref`` only if it beats the alias's current version on ``metric`` by
+    more than ``min_delta``, on ``dataset`` (evaluating whichever lacks the number) or, without one,
+    on the newest data both were evaluated on. The verdict says what was compared."""
+    registry = _registry(registry)
+    direction(metric)  # an unknown metric fails before anything is read
+    registry.resolve(ref)
+    data = open_eval_data(dataset, format) if dataset else None
+    return _tag_if_better(registry, ref, alias, metric, data, min_delta, show_progress)
 
 
 def serve(

@@ -148,11 +148,19 @@ def list_(registry: Registry, name: str | None, as_json: bool) -> None:
             entry.base or "",
             entry.strategy or "",
             _metric(entry),
+            _evaluation_line(evaluations[0], headline=True) if (evaluations := registry.evaluations(entry)) else "",
             entry.created_at.replace("T", " ").removesuffix("+00:00"),
         ]
         for entry in entries
     ]
-    click.echo(_table(["REF", "KIND", "BASE", "STRATEGY", "METRIC", "CREATED (UTC)"], rows))
+    click.echo(_table(["REF", "KIND", "BASE", "STRATEGY", "METRIC", "EVALUATED (NEWEST)", "CREATED (UTC)"], rows))
+
+
+def _evaluation_line(evaluation: dict[str, Any], headline: bool = False) -> str:
+    """An evaluation's numbers and the data they were measured on; ``headline``: perplexity and ROUGE-L only."""
+    results = evaluation["results"]
+    shown = [key for key in ("perplexity", "rouge_l") if key in results] if headline else [key for key in results if key not in ("examples", "loss_tokens")]
+    return f"{'  '.join(f'{key}={_short(results[key])}' for key in shown)} on {evaluation['dataset']}"
 
 
 @cli.command()
@@ -163,7 +171,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
     """Show one version: what it is, what made it, and its files."""
     entry = registry.resolve(ref)
     if as_json:
-        _echo_json({**entry.to_json(), "lineage": registry.lineage(entry), "orphaned": registry.lineage_problems(entry)})
+        _echo_json({**entry.to_json(), "lineage": registry.lineage(entry), "orphaned": registry.lineage_problems(entry), "evaluations": registry.evaluations(entry)})
         return
     m = entry.manifest
     lines = [
@@ -180,6 +188,7 @@ def show(registry: Registry, ref: str, as_json: bool) -> None:
         ("versions", "  ".join([f"ftreg={m.get('ftreg_version')}", *(f"{k}={_plugin_version(v)}" for k, v in sorted(m.get("plugin_versions", {}).items()))])),
     ]
     lines += [("orphaned", problem.split(": orphaned: ", 1)[1]) for problem in registry.lineage_problems(entry)]
+    lines += [("evaluated", _evaluation_line(each)) for each in registry.evaluations(entry)]
     for key, value in lines:
         click.echo(f"{key + ':':<10} {value}")
     click.echo("files:")
@@ -201,9 +210,33 @@ def rm(registry: Registry, ref: str, force: bool) -> None:
 @click.argument("ref")
 @click.argument("alias", required=False)
 @click.option("--rm", "remove", is_flag=True, help="Remove the alias REF (NAME@ALIAS) instead.")
+@click.option("--if-better", "metric", metavar="METRIC", help="Move only if REF beats the alias's version on METRIC (loss, perplexity, bleu, rouge_l, ...).")
+@click.option("--dataset", help="With --if-better: the data to compare on (default: the newest both were evaluated on).")
+@click.option("--format", "format_name", help="With --if-better and --dataset: the dataset's format (default: detected).")
+@click.option("--min-delta", type=click.FloatRange(min=0), default=0.0, show_default=True, help="With --if-better: how much better REF must be.")
 @pass_registry
-def tag(registry: Registry, ref: str, alias: str | None, remove: bool) -> None:
-    """Point NAME@ALIAS at the version REF resolves to (moving it if it exists); every move is kept."""
+def tag(registry: Registry, ref: str, alias: str | None, remove: bool, metric: str | None, dataset: str | None, format_name: str | None, min_delta: float) -> None:
+    """Point NAME@ALIAS at the version REF resolves to (moving it if it exists); every move is kept.
+
+    With --if-better METRIC the alias moves only when REF measures better than the version it
+    points at now; a refusal exits 1 and moves nothing."""
+    if metric is not None:
+        if remove or alias is None:
+            raise UserError("--if-better takes REF ALIAS, and no --rm")
+        verdict = ftreg.tag_if_better(ref, alias, metric, dataset=dataset, format=format_name, min_delta=min_delta, registry=registry, show_progress=_progress())
+        name = ftreg.parse_ref(verdict.candidate[0]).name
+        if verdict.holder is None:
+            click.echo(f"{name}@{alias} -> {verdict.candidate[0]} ({'new alias: nothing to compare against' if verdict.moved else 'it already points there'})")
+            return
+        (new_ref, new_value), (old_ref, old_value) = verdict.candidate, verdict.holder
+        better = "higher" if verdict.higher_is_better else "lower"
+        compared = f"{metric} {_short(new_value)} ({new_ref}) vs {_short(old_value)} ({old_ref}) on {verdict.dataset}, {better} is better"
+        if verdict.moved:
+            click.echo(f"{name}@{alias} -> {new_ref}: {compared}")
+            return
+        margin = f" by more than {_short(min_delta)}" if min_delta else ""
+        click.echo(f"{name}@{alias} stays at {old_ref}: {new_ref} is not better{margin}: {compared}", err=True)
+        sys.exit(1)
     if remove:
         parsed = ftreg.parse_ref(ref)
         if not parsed.alias:
@@ -263,7 +296,7 @@ def verify(registry: Registry, refs: tuple[str, ...], everything: bool) -> None:
 def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
     """What differs between two versions: lineage, settings and metrics."""
     left, right = registry.resolve(a), registry.resolve(b)
-    differences = registry.differences(left, right)
+    differences = registry.differences(left, right) + _evaluation_differences(registry, left, right)
     if as_json:
         _echo_json(differences)
         return
@@ -272,6 +305,46 @@ def diff(registry: Registry, a: str, b: str, as_json: bool) -> None:
         return
     rows = [[d["key"], _short(d[left.ref]), _short(d[right.ref])] for d in differences]
     click.echo(_table(["", left.ref, right.ref], rows))
+
+
+@cli.command(name="eval")
+@click.argument("ref")
+@click.option("--dataset", required=True, help="The data to measure on: a file, a directory, builtin:NAME or a Hub dataset.")
+@click.option("--format", "format_name", help="The dataset's format (default: detected).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Longest greedy answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_registry
+def eval_(registry: Registry, ref: str, dataset: str, format_name: str | None, limit: int | None, max_new_tokens: int, as_json: bool) -> None:
+    """Measure a version on a dataset: loss, perplexity, BLEU, ROUGE-L, exact match, answer length.
+
+    The result is stored with the version (its files never change); the same evaluation again is read back."""
+    result = ftreg.evaluate(ref, dataset, format=format_name, limit=limit, max_new_tokens=max_new_tokens, registry=registry, show_progress=_progress() and not as_json)
+    if as_json:
+        _echo_json({"ref": result.ref, "dataset": result.dataset, "fingerprint": result.fingerprint, "settings": result.settings,
+                    "results": result.results, "cached": result.cached})
+        return
+    click.echo(f"{result.ref} on {result.dataset} ({result.fingerprint[:19]}){' (stored earlier)' if result.cached else ''}")
+    for key, value in result.results.items():
+        click.echo(f"  {key:<14} {_short(value)}")
+
+
+def _progress() -> bool:
+    """A progress bar on a terminal only: in logs and pipes it is noise before the answer."""
+    return sys.stderr.isatty()
+
+
+def _evaluation_differences(registry: Registry, left: ftreg.Entry, right: ftreg.Entry) -> list[dict[str, Any]]:
+    """The numbers of both versions' evaluations on the same data and settings, as `diff` rows."""
+    theirs = {(each["fingerprint"], json.dumps(each["settings"], sort_keys=True)): each for each in registry.evaluations(right)}
+    rows = []
+    for mine in registry.evaluations(left):
+        other = theirs.get((mine["fingerprint"], json.dumps(mine["settings"], sort_keys=True)))
+        if other is not None:
+            for key in mine["results"].keys() | other["results"].keys():
+                if mine["results"].get(key) != other["results"].get(key):
+                    rows.append({"key": f"eval {key} on {mine['dataset']}", left.ref: mine["results"].get(key), right.ref: other["results"].get(key)})
+    return sorted(rows, key=lambda row: row["key"])
 
 
 def _plugin_version(provided: Any) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from ftreg.contract import DatasetFormat, DatasetSource, Entry, TrainingStrategy, TrainJob
+from ftreg.contract import DatasetFormat, DatasetSource, Entry, Metric, TrainingStrategy, TrainJob
 
 if TYPE_CHECKING:
     import click
@@ -69,6 +69,19 @@ def register_training_strategies(register: Callable[[TrainingStrategy], None]) -
         set with ``-o KEY=VALUE``), ``check(spec)`` that rejects unusable settings before anything
         loads, and ``train(job)`` that writes the artifact into ``job.output_dir`` and returns
         metrics. The registry hashes and publishes what it wrote; a strategy never touches the store.
+    """
+
+
+@hookspec
+def register_metrics(register: Callable[[Metric], None]) -> None:
+    """Register generation metrics by calling ``register(metric)`` once per metric.
+
+    :param register: takes a `ftreg.contract.Metric`: a unique ``name`` (the key in evaluation
+        results and the METRIC of ``ftreg tag --if-better``), a one-line ``description``,
+        ``higher_is_better``, and ``score(predictions, references)``: one number for the whole
+        dataset from the greedy answers and the reference answers (lists of strings of equal
+        length). BLEU, ROUGE-L and exact match are built-in metrics registered the same way; loss
+        and perplexity are measured from the model by every evaluation.
     """
 
 

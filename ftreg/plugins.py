@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from ftreg import hookspecs
-from ftreg.contract import DatasetFormat, DatasetSource, TrainingStrategy
+from ftreg.contract import DatasetFormat, DatasetSource, Metric, TrainingStrategy
 from ftreg.errors import PluginWarning, UnknownPlugin
 from ftreg.version import __version__
 
@@ -34,6 +34,7 @@ ENTRY_POINT_GROUP = "ftreg"
 DATASET_FORMAT = "dataset format"
 DATASET_SOURCE = "dataset source"
 TRAINING_STRATEGY = "training strategy"
+METRIC = "metric"
 DEFAULT_PLUGINS = (
     "ftreg.default_plugins.formats.instruction",
     "ftreg.default_plugins.formats.alpaca",
@@ -43,6 +44,7 @@ DEFAULT_PLUGINS = (
     "ftreg.default_plugins.formats.sharegpt",
     "ftreg.default_plugins.formats.prompt_completion",
     "ftreg.default_plugins.sources",
+    "ftreg.default_plugins.metrics",
     "ftreg.default_plugins.strategies.lora8bit",
     "ftreg.default_plugins.strategies.full_fp16",
     "ftreg.default_plugins.strategies.scratch",
@@ -234,6 +236,12 @@ def training_strategies() -> dict[str, TrainingStrategy]:
     return _collect("register_training_strategies", TRAINING_STRATEGY)
 
 
+@functools.cache
+def metrics() -> dict[str, Metric]:
+    """Every registered generation metric, by name."""
+    return _collect("register_metrics", METRIC)
+
+
 def get_dataset_format(name: str) -> DatasetFormat:
     return _lookup(dataset_formats(), name, DATASET_FORMAT)
 
@@ -259,8 +267,8 @@ def provider(what: str, name: str) -> dict[str, str | None]:
 
 
 def clear_caches() -> None:
-    """Forget collected formats, sources and strategies (after a plugin is registered or removed)."""
-    for collected in (dataset_formats, dataset_sources, training_strategies):
+    """Forget collected formats, sources, strategies and metrics (after a plugin is registered or removed)."""
+    for collected in (dataset_formats, dataset_sources, training_strategies, metrics):
         collected.cache_clear()
     for failed in failures.values():
         for hook in [hook for hook in failed if hook.startswith("register_") and hook != "register_commands"]:
@@ -272,6 +280,7 @@ def plugin_infos() -> list[PluginInfo]:
     dataset_formats()
     dataset_sources()
     training_strategies()
+    metrics()
     names = {name for name, _ in pm.list_name_plugin()} | set(failures)
     infos = []
     for name in names:

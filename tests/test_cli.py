@@ -8,11 +8,13 @@ def test_list_table_and_json(cli_run, registry):
     publish_files(registry, "support", base="tiny-gpt2-v1", strategy="lora8bit", metrics={"eval_loss": 1.25, "train_loss": 2.0})
     publish_files(registry, "support", base="tiny-gpt2-v1", strategy="lora8bit", metrics={"train_loss": 0.5})
     registry.tag("support-v1", "prod")
+    settings = {"format": "instruction", "limit": None, "max_new_tokens": 64}
+    registry.record_evaluation(registry.resolve("support-v1"), "qa.json", "sha256:1", settings, {"loss": 1.2, "perplexity": 3.32, "rouge_l": 0.25}, [])
     result = cli_run("list")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["REF", "KIND", "BASE", "STRATEGY", "METRIC", "CREATED", "(UTC)"]
-    assert lines[2].split()[:6] == ["support-v1", "@prod", "adapter", "tiny-gpt2-v1", "lora8bit", "eval_loss=1.25"]
+    assert lines[0].split() == ["REF", "KIND", "BASE", "STRATEGY", "METRIC", "EVALUATED", "(NEWEST)", "CREATED", "(UTC)"]
+    assert lines[2].split()[:9] == ["support-v1", "@prod", "adapter", "tiny-gpt2-v1", "lora8bit", "eval_loss=1.25", "perplexity=3.32", "rouge_l=0.25", "on"]
     assert lines[3].split()[:5] == ["support-v2", "adapter", "tiny-gpt2-v1", "lora8bit", "train_loss=0.5"]
 
     data = json.loads(cli_run("list", "--json").stdout)

@@ -1,6 +1,7 @@
 """The record is the truth: what a version needs cannot vanish, and what it says it used was used."""
 
 import json
+import math
 
 import pytest
 
@@ -59,13 +60,16 @@ def test_a_setting_a_strategy_does_not_have_is_refused_naming_it(cli_run, regist
 @pytest.mark.slow
 def test_trainer_strategies_evaluate_every_eval_steps_and_log_a_short_run(cli_run, embedded_base, registry, dataset):
     result = cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "ev", "--max-steps", "3",
-                     "--batch-size", "1", "--grad-accum", "1", "--eval-split", "0.34", "--eval-steps", "1")
+                     "--batch-size", "1", "--grad-accum", "1", "--eval-split", "0.34", "--eval-steps", "1", "--eval-generate", "5")
     assert result.exit_code == 0, result.output
     entry = registry.resolve("ev")
     log = json.loads((entry.path / "train_log.json").read_text())
     assert [step for step, _ in log["eval"]] == [1, 2, 3]  # every step, as --eval-steps 1 asks
     assert [step for step, _ in log["train"]] == [1, 3]  # logging_steps 50 is longer than the run: first and last
     assert entry.metrics["eval_loss"] == pytest.approx(log["eval"][-1][1], rel=1e-5)
+    assert entry.metrics["eval_perplexity"] == pytest.approx(math.exp(entry.metrics["eval_loss"]), rel=1e-5)
+    # --eval-generate: the held-out answers scored by every metric (more asked for than held out is fine)
+    assert 0 <= entry.metrics["eval_rouge_l"] <= 1 and 0 <= entry.metrics["eval_bleu"] <= 100 and "eval_exact_match" in entry.metrics
     assert (entry.path / "loss.png").read_bytes()[:4] == b"\x89PNG" and "loss.png" in entry.manifest["files"]
 
 

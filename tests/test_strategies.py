@@ -1,6 +1,7 @@
 """full-fp16 and scratch: train end to end from the CLI, publish checkpoints that generate."""
 
 import json
+import math
 
 import pytest
 
@@ -54,6 +55,7 @@ def test_scratch_from_random_weights_with_loss_curve(cli_run, embedded_base, reg
     log = json.loads((entry.path / "train_log.json").read_text())
     assert [step for step, _ in log["train"]] == [1, 2, 3] and [step for step, _ in log["eval"]] == [1, 2, 3]
     assert entry.metrics["eval_loss"] == pytest.approx(min(loss for _, loss in log["eval"]), rel=1e-5)
+    assert entry.metrics["eval_perplexity"] == pytest.approx(math.exp(entry.metrics["eval_loss"]), rel=1e-5)
     # Random init: the weights differ from the base's, the shape is the preset's.
     model, _ = _loads_with_plain_transformers(entry)
     assert model.config.n_embd == 128 and model.config.n_layer == 4

@@ -19,6 +19,7 @@ from ftreg.contract.formats import (
     string_fields,
 )
 from ftreg.contract.manifest import KINDS, Entry, Kind, Manifest
+from ftreg.contract.metrics import MODEL_METRICS, Metric
 from ftreg.contract.names import Ref, parse_ref, validate_name
 from ftreg.contract.sources import DatasetSource, ResolvedData
 from ftreg.contract.training import (
@@ -35,6 +36,7 @@ from ftreg.contract.training import (
 __all__ = [
     "IGNORE_INDEX",
     "KINDS",
+    "MODEL_METRICS",
     "DatasetFormat",
     "DatasetSource",
     "EncodedExample",
@@ -42,6 +44,7 @@ __all__ = [
     "Example",
     "Kind",
     "Manifest",
+    "Metric",
     "Problems",
     "RecordFormat",
     "RecordProblem",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,12 @@ def model_flops_utilisation(parameters: int, tokens_per_s: float) -> float | Non
 
 
 def finish_metrics(metrics: dict[str, Any], parameters: int) -> dict[str, float]:
-    """Add MFU where the device's peak is known, and round every value for the record."""
+    """Add the eval split's perplexity, MFU where the device's peak is known, and round every value for the record."""
     utilisation = model_flops_utilisation(parameters, metrics["train_tokens_per_s"])
     if utilisation is not None:
         metrics = {**metrics, "mfu": utilisation}
+    if "eval_loss" in metrics:  # a mean over loss-carrying tokens, as `ftreg eval` computes its perplexity
+        metrics = {**metrics, "eval_perplexity": math.exp(min(metrics["eval_loss"], 700))}
     return {key: round(float(value), 6) for key, value in metrics.items()}
 
 

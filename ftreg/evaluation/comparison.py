@@ -9,14 +9,14 @@ from typing import Any
 @dataclass(frozen=True)
 class MetricRow:
     name: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: a number to read, not to rank (e.g. answer length)
     values: list[float | None]  # one per compared model, None where it has no such number
 
     @property
     def best(self) -> set[int]:
-        """The columns holding the best value (several on a tie; none when nothing was measured)."""
+        """The columns holding the best value (several on a tie; none when nothing was measured or nothing ranks)."""
         measured = [value for value in self.values if value is not None]
-        if not measured:
+        if not measured or self.higher_is_better is None:
             return set()
         target = max(measured) if self.higher_is_better else min(measured)
         return {index for index, value in enumerate(self.values) if value == target}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ftreg.bases.resolve import fingerprint_matches, resolve_base
@@ -133,22 +134,28 @@ def compose(registry: Registry, adapter: str | None = None, base: str | None = N
     """
     prompts = prompter(registry, adapter, base, prompt_format)
     entry, resolved = checked_parts(registry, adapter, base)
+    model, tokenizer = assemble(resolved.path, entry.path if entry is not None else None)
+    if entry is not None:
+        check_adapter_keys(model, entry)
+    description = f"{entry.ref} on {resolved.ref}" if entry is not None else resolved.ref
+    return Composed(model, tokenizer, prompts, description, load_encoder(resolved.path))
 
+
+def assemble(base: Path, adapter: Path | None = None) -> tuple[Any, Any]:
+    """The model in ``base`` (a Hugging Face directory) with the LoRA adapter in ``adapter`` applied,
+    ready to generate, and its tokenizer. Nothing is checked: `checked_parts` does that for versions."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     no_loading_bars()
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    model: Any = AutoModelForCausalLM.from_pretrained(resolved.path)
-    description = resolved.ref
-    if entry is not None:
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model: Any = AutoModelForCausalLM.from_pretrained(base)
+    if adapter is not None:
         with bitsandbytes_hidden(), peft_deprecations_silenced():
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, entry.path)
-            check_adapter_keys(model, entry)
-        description = f"{entry.ref} on {resolved.ref}"
+            model = PeftModel.from_pretrained(model, adapter)
     model.eval()
-    return Composed(model, tokenizer, prompts, description, load_encoder(resolved.path))
+    return model, tokenizer
 
 
 def checked_parts(registry: Registry, adapter: str | None = None, base: str | None = None) -> tuple[Entry | None, ResolvedBase]:

@@ -71,3 +71,27 @@ def m001_initial(db: sqlite3.Connection) -> None:
             moved_by TEXT NOT NULL
         )"""
     )
+
+
+@migration
+def m002_evaluations(db: sqlite3.Connection) -> None:
+    # Results live in the index, not in the version's immutable directory: evaluating never
+    # changes a version's files or hashes. One row per version, data and settings, so a repeated
+    # evaluation is a lookup. `answers` keeps the greedy answers, so a metric added later is
+    # scored without generating again.
+    db.execute(
+        """CREATE TABLE evaluations (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            results TEXT NOT NULL,
+            answers TEXT NOT NULL,
+            evaluated_at TEXT NOT NULL,
+            PRIMARY KEY (name, version, fingerprint, settings),
+            FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
+        )"""
+    )
+    # What a gated move compared (JSON), so the history says why the alias moved.
+    db.execute("ALTER TABLE alias_history ADD COLUMN evidence TEXT")

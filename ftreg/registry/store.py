@@ -112,10 +112,38 @@ class Registry:
 
     def alias_history(self, name: str, alias: str) -> list[dict]:
         rows = self.db.execute(
-            "SELECT version, moved_at, moved_by FROM alias_history WHERE name = ? AND alias = ? ORDER BY id",
+            "SELECT version, moved_at, moved_by, evidence FROM alias_history WHERE name = ? AND alias = ? ORDER BY id",
             (validate_name(name), validate_name(alias, "alias")),
         )
-        return [{"version": v, "moved_at": at, "moved_by": by} for v, at, by in rows]
+        return [{"version": v, "moved_at": at, "moved_by": by, **({"evidence": json.loads(evidence)} if evidence else {})} for v, at, by, evidence in rows]
+
+    def evaluations(self, entry: Entry) -> list[dict[str, Any]]:
+        """Every stored evaluation of ``entry``, newest first: dataset, fingerprint, settings, results, evaluated_at."""
+        rows = self.db.execute(
+            "SELECT dataset, fingerprint, settings, results, evaluated_at FROM evaluations WHERE name = ? AND version = ? ORDER BY evaluated_at DESC",
+            (entry.name, entry.version),
+        )
+        return [{"dataset": dataset, "fingerprint": fingerprint, "settings": json.loads(settings), "results": json.loads(results), "evaluated_at": at}
+                for dataset, fingerprint, settings, results, at in rows]
+
+    def evaluation(self, entry: Entry, fingerprint: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored evaluation of ``entry`` on this data with these settings, with its answers; None if there is none."""
+        row = self.db.execute(
+            "SELECT dataset, results, answers, evaluated_at FROM evaluations WHERE name = ? AND version = ? AND fingerprint = ? AND settings = ?",
+            (entry.name, entry.version, fingerprint, _settings_key(settings)),
+        ).fetchone()
+        if row is None:
+            return None
+        dataset, results, answers, at = row
+        return {"dataset": dataset, "fingerprint": fingerprint, "settings": settings, "results": json.loads(results), "answers": json.loads(answers), "evaluated_at": at}
+
+    def record_evaluation(self, entry: Entry, dataset: str, fingerprint: str, settings: dict[str, Any], results: dict[str, float], answers: list[str]) -> None:
+        """Store (or replace) what evaluating ``entry`` on this data with these settings measured."""
+        with dbmod.write(self.db) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.name, entry.version, fingerprint, _settings_key(settings), dataset, json.dumps(results, allow_nan=False), json.dumps(answers), now()),
+            )
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -316,20 +344,21 @@ class Registry:
         )
         return [(f"{name}-v{version}", "base" if is_base else "parent") for name, version, is_base, _ in rows]
 
-    def tag(self, ref: str, alias: str) -> Entry:
+    def tag(self, ref: str, alias: str, evidence: dict[str, Any] | None = None) -> Entry:
+        """Point ``name@alias`` at ``ref``'s version; ``evidence`` (what a gate compared) is kept in the alias history."""
         validate_name(alias, "alias")
         with dbmod.write(self.db):
             entry = self.resolve(ref)
             self.db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (entry.name, alias, entry.version))
-            self._record_alias(entry.name, alias, entry.version)
+            self._record_alias(entry.name, alias, entry.version, evidence)
         moved = self.resolve(Ref(entry.name, alias=alias))
         plugins.call("alias_moved", name=entry.name, alias=alias, entry=moved)
         return moved
 
-    def _record_alias(self, name: str, alias: str, version: int | None) -> None:
+    def _record_alias(self, name: str, alias: str, version: int | None, evidence: dict[str, Any] | None = None) -> None:
         self.db.execute(
-            "INSERT INTO alias_history (name, alias, version, moved_at, moved_by) VALUES (?, ?, ?, ?, ?)",
-            (name, alias, version, now(), _user()),
+            "INSERT INTO alias_history (name, alias, version, moved_at, moved_by, evidence) VALUES (?, ?, ?, ?, ?, ?)",
+            (name, alias, version, now(), _user(), json.dumps(evidence) if evidence else None),
         )
 
     def _discard(self, path: Path) -> None:
@@ -409,6 +438,11 @@ def _remove(path: Path) -> None:
     else:
         path.unlink(missing_ok=True)
     Path(f"{path}.lock").unlink(missing_ok=True)
+
+
+def _settings_key(settings: dict[str, Any]) -> str:
+    """Evaluation settings as the key they are stored under: the same settings, the same text."""
+    return json.dumps(settings, sort_keys=True)
 
 
 def _json_field(key: str) -> str:

@@ -120,6 +120,10 @@ def train(
             plugins.call("on_train_end", job=job, metrics=metrics)
             if run is None:
                 return None  # under torchrun/accelerate every rank trains; rank 0 publishes
+            if spec.eval_generate and eval_set:
+                from ftreg.evaluation.heldout import heldout_scores
+
+                metrics.update(heldout_scores(base, out, strategy.kind, eval_set[: spec.eval_generate]))
             described = {
                 **dataset.describe(),
                 "eval": eval_dataset.describe() if eval_dataset else f"{spec.eval_split:g} split",
