@@ -28,6 +28,8 @@ _EXPORTS = {
     "hookimpl": ("ftreg.hookspecs", "hookimpl"),
     "show_everything": ("ftreg.engines.quiet", "show_everything"),
     "Composed": ("ftreg.inference.compose", "Composed"),
+    "comparison_table": ("ftreg.evaluation.text", "render_text"),
+    "comparison_html": ("ftreg.evaluation.html", "render_html"),
     "GenerationOptions": ("ftreg.inference.options", "GenerationOptions"),
     "Prompter": ("ftreg.inference.prompts", "Prompter"),
     "Registry": ("ftreg.registry", "Registry"),
@@ -66,6 +68,8 @@ __all__ = [
     "add_plugin_commands",
     "check_dataset",
     "compare",
+    "comparison_html",
+    "comparison_table",
     "dataset_formats",
     "dataset_sources",
     "evaluate",
@@ -139,6 +143,8 @@ if TYPE_CHECKING:
         UnknownPlugin,
         UnknownReference,
     )
+    from ftreg.evaluation.html import render_html as comparison_html
+    from ftreg.evaluation.text import render_text as comparison_table
     from ftreg.hookspecs import hookimpl
     from ftreg.inference.compose import Composed
     from ftreg.inference.options import GenerationOptions

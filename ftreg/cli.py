@@ -329,6 +329,25 @@ def eval_(registry: Registry, ref: str, dataset: str, format_name: str | None, l
         click.echo(f"  {key:<14} {_short(value)}")
 
 
+@cli.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--dataset", required=True, help="The data to compare on: a file, a directory, builtin:NAME or a Hub dataset.")
+@click.option("--format", "format_name", help="The dataset's format (default: detected).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
+@click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True, help="Answers shown next to the reference.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the comparison as one self-contained HTML file.")
+@pass_registry
+def compare(registry: Registry, refs: tuple[str, ...], dataset: str, format_name: str | None, limit: int | None, samples: int, html_path: Path | None) -> None:
+    """Versions side by side on one dataset: each metric (best marked) and answers next to the references."""
+    if len(refs) < 2:
+        raise UserError("compare takes two versions or more")
+    comparison = ftreg.compare(list(refs), dataset, format=format_name, limit=limit, samples=samples, registry=registry, show_progress=_progress())
+    click.echo(ftreg.comparison_table(comparison))
+    if html_path is not None:
+        html_path.write_text(ftreg.comparison_html(comparison), encoding="utf-8")
+        click.echo(f"Wrote {html_path}", err=True)
+
+
 def _progress() -> bool:
     """A progress bar on a terminal only: in logs and pipes it is noise before the answer."""
     return sys.stderr.isatty()

@@ -53,3 +53,18 @@ def no_loading_bars() -> None:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
+
+
+class _PaddingFalseAlarm(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("We strongly recommend passing in an `attention_mask`")
+
+
+def padding_false_alarm_silenced() -> None:
+    """ftreg passes an attention mask with every padded batch; transformers drops an all-ones mask
+    while decoding and then mistakes a finished row's end-of-text for padding. Nothing is wrong."""
+    if _everything:
+        return
+    found = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(each, _PaddingFalseAlarm) for each in found.filters):
+        found.addFilter(_PaddingFalseAlarm())

@@ -17,7 +17,7 @@ from ftreg.bases.resolve import fingerprint_matches, resolve_base
 from ftreg.contract import Entry, ResolvedBase
 from ftreg.datasets.encoding import segment_ids
 from ftreg.datasets.tokenizer import load_encoder
-from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
+from ftreg.engines.quiet import no_loading_bars, padding_false_alarm_silenced, peft_deprecations_silenced
 from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.prompts import Prompter, prompter
@@ -147,6 +147,7 @@ def assemble(base: Path, adapter: Path | None = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     no_loading_bars()
+    padding_false_alarm_silenced()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model: Any = AutoModelForCausalLM.from_pretrained(base)
     if adapter is not None:

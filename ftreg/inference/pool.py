@@ -21,7 +21,7 @@ from typing import Any
 from ftreg.bases.resolve import fingerprint_matches
 from ftreg.contract import Entry, ResolvedBase
 from ftreg.datasets.tokenizer import load_encoder
-from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
+from ftreg.engines.quiet import no_loading_bars, padding_false_alarm_silenced, peft_deprecations_silenced
 from ftreg.errors import ArtifactError, FtregError
 from ftreg.inference.compose import Composed, bitsandbytes_hidden, check_adapter_keys, checked_parts
 from ftreg.inference.prompts import prompter
@@ -125,6 +125,7 @@ class ModelPool:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         no_loading_bars()
+        padding_false_alarm_silenced()
         model = AutoModelForCausalLM.from_pretrained(resolved.path)
         model.eval()
         base = LoadedBase(resolved, model, AutoTokenizer.from_pretrained(resolved.path), load_encoder(resolved.path))
