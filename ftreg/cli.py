@@ -266,8 +266,18 @@ def history(registry: Registry, alias_ref: str, as_json: bool) -> None:
     if as_json:
         _echo_json(moves)
         return
-    rows = [[m["moved_at"], f"{name}-v{m['version']}" if m["version"] else "(removed)", m["moved_by"]] for m in moves]
-    click.echo(_table(["WHEN (UTC)", "POINTED AT", "BY"], rows))
+    rows = [[m["moved_at"], f"{name}-v{m['version']}" if m["version"] else "(removed)", m["moved_by"], _evidence(m.get("evidence"))] for m in moves]
+    click.echo(_table(["WHEN (UTC)", "POINTED AT", "BY", "WHY"], rows))
+
+
+def _evidence(evidence: dict[str, Any] | None) -> str:
+    """What a gated move compared, in a line: "rouge_l 0.334 > 0.144 (support-v1) on builtin:support-test"."""
+    if not evidence:
+        return ""
+    if evidence["holder"] is None:
+        return f"--if-better {evidence['metric']}: a new alias"
+    sign = ">" if evidence["higher_is_better"] else "<"
+    return f"{evidence['metric']} {_short(evidence['candidate']['value'])} {sign} {_short(evidence['holder']['value'])} ({evidence['holder']['ref']}) on {evidence['dataset']}"
 
 
 @cli.command()

@@ -80,6 +80,8 @@ def test_the_gate_moves_the_alias_only_to_a_better_version(support_adapter, regi
     within = cli_run("tag", "support-v2", "prod", "--if-better", "perplexity", "--min-delta", "1000")
     assert within.exit_code == 1 and "by more than 1000" in within.stderr
     assert len(registry.alias_history("support", "prod")) == 2  # the first tag and the one gated move
+    why = cli_run("history", "support@prod").stdout.splitlines()[-1]
+    assert "support-v1" in why and f"loss {evidence['candidate']['value']:.6g} < {evidence['holder']['value']:.6g} (support-v2) on " in why
 
 
 def test_a_metric_plugin_is_measured_by_eval_and_can_gate(support_adapter, registry, cli_run, register_plugin):
