@@ -188,3 +188,8 @@ def test_gc_lists_then_removes_what_nothing_needs(cli_run, fake_strategies, embe
     assert not leftover.exists() and not stale.exists() and not run.checkpoint_dir.exists()
     assert registry.problems(registry.resolve("fa-v1")) == [] and (run.path / "run.json").is_file()
     assert cli_run("gc").stdout == "Nothing to remove.\n"
+
+
+def test_eval_generate_without_held_out_examples_is_refused_before_training(cli_run, embedded_base, dataset):
+    result = cli_run("train", "--strategy", "lora8bit", "--dataset", dataset, "--name", "ev", "--eval-split", "0", "--eval-generate", "3")
+    assert result.exit_code == 2 and "eval_generate needs held-out examples" in result.stderr

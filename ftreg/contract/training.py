@@ -141,6 +141,7 @@ class TrainSpec:
         self._require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         self._require(self.save_steps >= 0, "save_steps", "must be >= 0")
         self._require(self.eval_generate >= 0, "eval_generate", "must be >= 0")
+        self._require(not self.eval_generate or self.eval_split > 0 or bool(self.eval_dataset), "eval_generate", "needs held-out examples (`eval_split` > 0 or `eval_dataset`)")
         self._require(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
         self._require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0")
         self._require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
