@@ -818,6 +818,7 @@ def base_init(registry: Registry, rebuild: bool) -> None:
     click.echo(ftreg.init_base(rebuild=rebuild, registry=registry).ref)
 
 
+_warnings_as_lines()  # before plugins load: a skipped plugin or a stray allow-list entry is one line
 ftreg.add_plugin_commands(cli)
 
 

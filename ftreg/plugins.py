@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from ftreg.errors import PluginWarning, UnknownPlugin
 from ftreg.version import __version__
 
 ENTRY_POINT_GROUP = "ftreg"
+# The hook interface a plugin is written against. A plugin may say which it needs with a module
+# (or object) attribute ``FTREG_PLUGIN_API``; one written for another is skipped with a warning.
+PLUGIN_API = 1
 DATASET_FORMAT = "dataset format"
 DATASET_SOURCE = "dataset source"
 TRAINING_STRATEGY = "training strategy"
@@ -58,6 +62,8 @@ failures: dict[str, dict[str, str]] = {}
 _versions: dict[str, str | None] = {}
 # (what, name) -> plugin name, e.g. ("training strategy", "lora8bit") -> "ftreg.default_plugins.strategies.lora8bit"
 _providers: dict[tuple[str, str], str] = {}
+# (what, name) -> the broken plugin that registered it: asking for it names that plugin
+_broken_providers: dict[tuple[str, str], str] = {}
 _loaded = False
 
 T = TypeVar("T")
@@ -84,18 +90,37 @@ def load_plugins() -> None:
         # A failure here is a bug in ftreg itself, so it is not isolated.
         register(importlib.import_module(module), module, __version__)
     allow = os.environ.get("FTREG_LOAD_PLUGINS")
-    allowed = None if allow is None else {name.strip().lower() for name in allow.split(",") if name.strip()}
+    allowed = None if allow is None else {_normalized(name) for name in allow.split(",") if name.strip()}
+    matched: set[str] = set()
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
-        names = {entry_point.name.lower(), *([dist.name.lower()] if dist else [])}
-        if allowed is not None and not names & allowed:
-            continue
+        names = {_normalized(entry_point.name), *([_normalized(dist.name)] if dist else [])}
+        if allowed is not None:
+            if not names & allowed:
+                continue
+            matched |= names & allowed
+        _versions[entry_point.name] = dist.version if dist else None
         try:
             plugin = entry_point.load()
-            register(plugin, entry_point.name, dist.version if dist else None)
-        except Exception as error:  # noqa: BLE001 - isolating third-party code is the point (a bad hookimpl too)
-            _versions[entry_point.name] = dist.version if dist else None
+        except Exception as error:  # noqa: BLE001 - isolating third-party code is the point
             failures.setdefault(entry_point.name, {})["import"] = _describe(error)
+            continue
+        api = getattr(plugin, "FTREG_PLUGIN_API", PLUGIN_API)
+        if api != PLUGIN_API:
+            failures.setdefault(entry_point.name, {})["skipped"] = f"written for plugin API {api}; this ftreg has {PLUGIN_API}"
+            warnings.warn(f"plugin {entry_point.name} is skipped: written for plugin API {api}; this ftreg has {PLUGIN_API}", PluginWarning, stacklevel=2)
+            continue
+        try:
+            register(plugin, entry_point.name, dist.version if dist else None)
+        except Exception as error:  # noqa: BLE001 - a bad hookimpl
+            failures.setdefault(entry_point.name, {})["import"] = _describe(error)
+    for stray in sorted((allowed or set()) - matched):
+        warnings.warn(f"FTREG_LOAD_PLUGINS names {stray}, which no installed plugin is (its distribution or plugin name)", PluginWarning, stacklevel=2)
+
+
+def _normalized(name: str) -> str:
+    """A distribution or plugin name as pip compares them: case, '-', '_' and '.' do not matter."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def register(plugin: object, name: str, version: str | None = None) -> None:
@@ -169,38 +194,53 @@ def first_result(hook_name: str, **kwargs: Any) -> Any:
     return None
 
 
-def _collect(hook_name: str, what: str) -> dict[str, Any]:
-    """Everything registered through ``hook_name``, by name.
+# Each registration hook, and what it registers.
+REGISTRATIONS = {
+    "register_dataset_formats": DATASET_FORMAT,
+    "register_dataset_sources": DATASET_SOURCE,
+    "register_training_strategies": TRAINING_STRATEGY,
+    "register_metrics": METRIC,
+}
 
-    Each plugin's registrations count only if its whole call succeeded. Plugins are asked in
+
+@functools.cache
+def _registered() -> dict[str, dict[str, Any]]:
+    """Everything the registration hooks register, by hook and then by name, from whole plugins only.
+
+    A plugin that failed anywhere (on import, in any registration hook, or by registering a name
+    another plugin has) is broken as a whole: none of its registrations count, and what it did
+    register is remembered so that asking for it names the broken plugin. Plugins are asked in
     pluggy's order (the most recently registered first), which decides between two plugins that
     register one name; no plugin can take a built-in's name, since built-ins are merged first.
     """
-    per_plugin: dict[str, list[Any]] = {}
-
-    def calls() -> None:
-        load_plugins()
+    load_plugins()
+    per_hook: dict[str, dict[str, list[Any]]] = {hook: {} for hook in REGISTRATIONS}
+    for hook_name, per_plugin in per_hook.items():
         for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-            registered: list[Any] = []
-            per_plugin[impl.plugin_name] = registered
             # Each implementation gets its own register function, so what it adds is attributable.
-            _call_one(hook_name, impl, registered)
-
-    calls()
-    found: dict[str, Any] = {}
-    order = sorted(per_plugin, key=lambda name: name not in DEFAULT_PLUGINS)
-    for plugin_name in order:
-        if hook_name in failures.get(plugin_name, {}):
-            continue  # a call that raised registers nothing, not even what it added before raising
-        taken = [obj.name for obj in per_plugin[plugin_name] if obj.name in found]
-        if taken:
-            owner = _providers[(what, taken[0])]
-            failures.setdefault(plugin_name, {})[hook_name] = f"ValueError: {what} {taken[0]!r} is already registered by {owner}"
-            continue
-        for obj in per_plugin[plugin_name]:
-            found[obj.name] = obj
-            _providers[(what, obj.name)] = plugin_name
-    return found
+            per_plugin[impl.plugin_name] = []
+            _call_one(hook_name, impl, per_plugin[impl.plugin_name])
+    while True:  # a name conflict breaks a plugin, which can free a name another plugin lost
+        found: dict[str, dict[str, Any]] = {hook: {} for hook in REGISTRATIONS}
+        conflicts = 0
+        for hook_name, what in REGISTRATIONS.items():
+            per_plugin = per_hook[hook_name]
+            for plugin_name in sorted(per_plugin, key=lambda name: name not in DEFAULT_PLUGINS):
+                if plugin_name in failures:
+                    for obj in per_plugin[plugin_name]:
+                        _broken_providers.setdefault((what, obj.name), plugin_name)
+                    continue
+                taken = [obj.name for obj in per_plugin[plugin_name] if obj.name in found[hook_name]]
+                if taken:
+                    owner = _providers[(what, taken[0])]
+                    failures.setdefault(plugin_name, {})[hook_name] = f"ValueError: {what} {taken[0]!r} is already registered by {owner}"
+                    conflicts += 1
+                    continue
+                for obj in per_plugin[plugin_name]:
+                    found[hook_name][obj.name] = obj
+                    _providers[(what, obj.name)] = plugin_name
+        if not conflicts:
+            return found
 
 
 def _call_one(hook_name: str, impl: Any, registered: list[Any]) -> None:
@@ -217,29 +257,35 @@ def _call_one(hook_name: str, impl: Any, registered: list[Any]) -> None:
         failures.setdefault(impl.plugin_name, {})[hook_name] = _describe(error)
 
 
-@functools.cache
 def dataset_formats() -> dict[str, DatasetFormat]:
     """Every registered dataset format, by name."""
-    return _collect("register_dataset_formats", DATASET_FORMAT)
+    return _registered()["register_dataset_formats"]
 
 
-@functools.cache
 def dataset_sources() -> dict[str, DatasetSource]:
     """Every registered dataset source, by name, in the order they are asked (plugins before built-ins)."""
-    found = _collect("register_dataset_sources", DATASET_SOURCE)
+    found = _registered()["register_dataset_sources"]
     return dict(sorted(found.items(), key=lambda item: _providers[(DATASET_SOURCE, item[0])] in DEFAULT_PLUGINS))
 
 
-@functools.cache
 def training_strategies() -> dict[str, TrainingStrategy]:
     """Every registered training strategy, by name."""
-    return _collect("register_training_strategies", TRAINING_STRATEGY)
+    return _registered()["register_training_strategies"]
 
 
-@functools.cache
 def metrics() -> dict[str, Metric]:
     """Every registered generation metric, by name."""
-    return _collect("register_metrics", METRIC)
+    return _registered()["register_metrics"]
+
+
+def broken_plugins() -> dict[str, str]:
+    """Every plugin that is not in use, by name, with why."""
+    _registered()
+    return {name: _failure_text(name) for name in sorted(failures)}
+
+
+def _failure_text(name: str) -> str:
+    return "; ".join(message if hook in ("import", "register") else f"{hook}: {message}" for hook, message in failures[name].items())
 
 
 def get_dataset_format(name: str) -> DatasetFormat:
@@ -252,12 +298,24 @@ def get_training_strategy(name: str) -> TrainingStrategy:
 
 def _lookup(found: dict[str, T], name: str, what: str) -> T:
     if name not in found:
+        owner = _broken_providers.get((what, name))
+        if owner in failures:
+            raise UnknownPlugin(f"{what} {name!r} comes from plugin {owner}, which is broken ({_failure_text(owner)}); fix or uninstall it")
         raise UnknownPlugin(f"unknown {what} {name!r}; available: {', '.join(sorted(found)) or 'none'}")
     return found[name]
 
 
 def register_commands(cli: Any) -> None:
-    call("register_commands", cli=cli)
+    """Add the commands of every whole plugin; one whose command hook fails is broken from then on."""
+    broken = set(broken_plugins())
+    for impl in reversed(pm.hook.register_commands.get_hookimpls()):
+        if impl.plugin_name in broken:
+            continue
+        try:
+            impl.function(**{arg: cli for arg in impl.argnames})
+        except Exception as error:  # noqa: BLE001 - one plugin's failure must not stop the others
+            failures.setdefault(impl.plugin_name, {})["register_commands"] = _describe(error)
+            _registered.cache_clear()
 
 
 def provider(what: str, name: str) -> dict[str, str | None]:
@@ -268,25 +326,22 @@ def provider(what: str, name: str) -> dict[str, str | None]:
 
 def clear_caches() -> None:
     """Forget collected formats, sources, strategies and metrics (after a plugin is registered or removed)."""
-    for collected in (dataset_formats, dataset_sources, training_strategies, metrics):
-        collected.cache_clear()
-    for failed in failures.values():
-        for hook in [hook for hook in failed if hook.startswith("register_") and hook != "register_commands"]:
+    _registered.cache_clear()
+    _broken_providers.clear()
+    for name, failed in list(failures.items()):
+        for hook in [hook for hook in failed if hook in REGISTRATIONS]:
             del failed[hook]  # collected again on next use
+        if not failed:
+            del failures[name]
 
 
 def plugin_infos() -> list[PluginInfo]:
     """Every plugin, loaded or broken, after all registration hooks have run."""
-    dataset_formats()
-    dataset_sources()
-    training_strategies()
-    metrics()
+    _registered()
     names = {name for name, _ in pm.list_name_plugin()} | set(failures)
     infos = []
     for name in names:
         plugin = pm.get_plugin(name)
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())) if plugin is not None else ()
-        failed = failures.get(name)
-        error = "; ".join(f"{message}" if hook in ("import", "register") else f"{hook}: {message}" for hook, message in failed.items()) if failed else None
-        infos.append(PluginInfo(name, _versions.get(name), hooks, error or None))
+        infos.append(PluginInfo(name, _versions.get(name), hooks, _failure_text(name) if name in failures else None))
     return sorted(infos, key=lambda info: info.name)

@@ -5,6 +5,8 @@ import warnings
 
 import pytest
 
+import ftreg
+
 from conftest import publish_files, write_json
 from ftreg import ConfigError, PluginWarning, hookimpl, plugins
 from ftreg.formats import DatasetFormat
@@ -207,7 +209,7 @@ def test_hook_wrappers_are_refused(register_plugin):
     assert plugins.pm.get_plugin("wrapper") is None
 
 
-def test_a_failed_registration_registers_nothing_and_other_hooks_of_the_plugin_still_work(register_plugin):
+def test_a_failed_registration_breaks_the_whole_plugin(register_plugin):
     class Half(DatasetFormat):
         name = "half"
 
@@ -225,9 +227,11 @@ def test_a_failed_registration_registers_nothing_and_other_hooks_of_the_plugin_s
 
     register_plugin(Plugin(), "half-broken")
     assert "half" not in plugins.dataset_formats()  # registered before the raise, dropped with the call
-    assert "fake-adapter" in plugins.training_strategies()  # its other hook is unaffected
+    assert "fake-adapter" not in plugins.training_strategies()  # and nothing else of a broken plugin is used
     info = {i.name: i for i in plugins.plugin_infos()}["half-broken"]
     assert info.error == "register_dataset_formats: RuntimeError: second format broke"
+    with pytest.raises(ftreg.UnknownPlugin, match=r"training strategy 'fake-adapter' comes from plugin half-broken, which is broken \(register_dataset_formats"):
+        plugins.get_training_strategy("fake-adapter")
 
 
 def test_a_plugin_cannot_take_a_builtin_name(register_plugin):

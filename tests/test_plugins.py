@@ -100,7 +100,44 @@ def site(tmp_path):
         def register_training_strategies(register):
             raise ValueError("bad registration")
         """)
-    return {"PYTHONPATH": str(root), "FTREG_LOAD_PLUGINS": "ftreg-hello,ftreg-broken,ftreg-badhook"}
+    install("ftreg-half", "ftreg_half", """
+        import click
+        from ftreg import hookimpl
+        from ftreg.formats import DatasetFormat
+
+        class Half(DatasetFormat):
+            name = "half"
+            description = "registered before the plugin fails"
+
+        @hookimpl
+        def register_dataset_formats(register):
+            register(Half())
+
+        @hookimpl
+        def register_training_strategies(register):
+            raise RuntimeError("half done")
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def halfway():
+                click.echo("a broken plugin's command ran")
+        """)
+    install("ftreg-future", "ftreg_future", """
+        from ftreg import hookimpl
+        from ftreg.formats import DatasetFormat
+
+        FTREG_PLUGIN_API = 99
+
+        class Future(DatasetFormat):
+            name = "future"
+            description = "written for a later ftreg"
+
+        @hookimpl
+        def register_dataset_formats(register):
+            register(Future())
+        """)
+    return {"PYTHONPATH": str(root), "FTREG_LOAD_PLUGINS": "ftreg-hello,ftreg-broken,ftreg-badhook,ftreg-half,ftreg-future"}
 
 
 def test_entry_point_plugins_load_and_broken_ones_are_reported(site):
@@ -126,3 +163,36 @@ def test_allow_list_limits_third_party_plugins(site):
     assert set(plugins.DEFAULT_PLUGINS) <= names  # built-ins always load
     none = run_ftreg("plugins", "--json", env={**site, "FTREG_LOAD_PLUGINS": ""})
     assert {i["name"] for i in json.loads(none.stdout)} == set(plugins.DEFAULT_PLUGINS)
+
+
+def test_allow_list_takes_the_distribution_or_the_plugin_name_and_warns_of_a_stray_entry(site):
+    for allow in ("ftreg-hello", "ftreg_hello", "FTREG.Hello"):  # as pip spells it, as `ftreg plugins` shows it
+        result = run_ftreg("plugins", "--json", env={**site, "FTREG_LOAD_PLUGINS": allow})
+        assert "ftreg_hello" in {i["name"] for i in json.loads(result.stdout)}, allow
+        assert "FTREG_LOAD_PLUGINS" not in result.stderr
+    stray = run_ftreg("plugins", "--json", env={**site, "FTREG_LOAD_PLUGINS": "ftreg-hello,mdfaq"})
+    assert stray.returncode == 0 and stray.stderr.count("\n") == 1
+    assert "FTREG_LOAD_PLUGINS names mdfaq, which no installed plugin is" in stray.stderr
+
+
+def test_a_plugin_that_fails_anywhere_is_broken_as_a_whole(site, tmp_path):
+    infos = {i["name"]: i for i in json.loads(run_ftreg("plugins", "--json", env=site).stdout)}
+    assert infos["ftreg_half"]["error"] == "register_training_strategies: RuntimeError: half done"
+    table = run_ftreg("plugins", env=site).stdout
+    assert " half " not in table.split("Dataset formats:\n")[1].split("\nTraining strategies:")[0]
+    data = tmp_path / "faq.md"
+    data.write_text("## How do I return an item?\nFrom the Orders page.\n")
+    named = run_ftreg("data", "check", data, "--format", "half", env=site)
+    assert named.returncode == 2
+    assert "format 'half' comes from plugin ftreg_half, which is broken (register_training_strategies: RuntimeError: half done)" in named.stderr
+    detected = run_ftreg("data", "check", data, env=site)  # not read as plain text while a plugin that may read it is broken
+    assert detected.returncode == 2 and "ftreg_half" in detected.stderr and "--format text" in detected.stderr
+    assert run_ftreg("halfway", env=site).returncode == 2  # its command is not added either
+
+
+def test_a_plugin_for_another_plugin_api_is_skipped_with_one_warning(site):
+    result = run_ftreg("plugins", "--json", env=site)
+    infos = {i["name"]: i for i in json.loads(result.stdout)}
+    assert infos["ftreg_future"]["error"] == f"skipped: written for plugin API 99; this ftreg has {plugins.PLUGIN_API}"
+    assert "future" not in run_ftreg("plugins", env=site).stdout.split("Dataset formats:")[1]
+    assert "ftreg_future is skipped: written for plugin API 99" in run_ftreg("list", env=site).stderr

@@ -145,6 +145,9 @@ def dataset_fingerprint(text: str) -> str:
     return data.fingerprint or open_table(data.path, data.split).fingerprint()
 
 
+FALLBACK_FORMAT = "text"  # the format that claims whatever no other one does
+
+
 def open_dataset(source: str, format_name: str | None = None, columns: dict[str, str] | None = None) -> DatasetReader:
     """Resolve, choose the format (detect it unless named) and check the columns; nothing is read past the first record."""
     data = resolve_source(source)
@@ -155,6 +158,10 @@ def open_dataset(source: str, format_name: str | None = None, columns: dict[str,
         dataset_format = plugins.get_dataset_format(format_name)
     else:
         dataset_format = detect_format(table, plugins.dataset_formats(), columns)
+        if dataset_format.name == FALLBACK_FORMAT and (broken := plugins.broken_plugins()):
+            # Plain text reads anything; a format the user installed for this file may be the broken one.
+            names = ", ".join(broken)
+            raise DatasetError(f"{source}: no working format claims it but plain text, and plugin {names} is broken (see `ftreg plugins`): fix or uninstall it, or pass --format {FALLBACK_FORMAT}")
     _check_renamable(dataset_format, columns)
     if columns:
         _check_columns_exist(table, schema, columns)
