@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install quickstart test test-fast lint bench clean
+.PHONY: install quickstart test test-fast examples lint bench clean
 
 install: $(VENV)/.installed
 
@@ -27,8 +27,12 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m "not slow"
 
+# The example plugin packages built, installed into a fresh environment beside ftreg's, tested, used.
+examples: install
+	PYTHON=$(BIN)/python bash scripts/check_examples.sh
+
 lint: install
-	$(BIN)/ruff check ftreg bench scripts
+	$(BIN)/ruff check ftreg bench scripts examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

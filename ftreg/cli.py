@@ -428,6 +428,31 @@ def gc(registry: Registry, yes: bool) -> None:
         click.echo(f"{_count(len(found), 'item')}; run `ftreg gc --yes` to remove {'it' if len(found) == 1 else 'them'}.")
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("packages", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--editable", "editable", multiple=True, metavar="PATH", help="Install a local plugin project in editable mode.")
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade the packages to their newest versions.")
+def install(packages: tuple[str, ...], editable: tuple[str, ...], upgrade: bool) -> None:
+    """Install plugin packages with pip, into the environment ftreg runs in (other pip options pass through)."""
+    if not packages and not editable:
+        raise UserError("name a package to install, or -e PATH")
+    sys.exit(_pip("install", *(["--upgrade"] if upgrade else []), *(arg for path in editable for arg in ("-e", path)), *packages))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
+def uninstall(packages: tuple[str, ...]) -> None:
+    """Uninstall plugin packages from the environment ftreg runs in."""
+    sys.exit(_pip("uninstall", "--yes", *packages))
+
+
+def _pip(*args: str) -> int:
+    """pip of the interpreter running ftreg, so a plugin lands where ftreg finds it."""
+    import subprocess
+
+    return subprocess.call([sys.executable, "-m", "pip", *args])
+
+
 @cli.command(name="plugins")
 @click.option("--strategy", metavar="NAME", help="Show one training strategy's options instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")

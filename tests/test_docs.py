@@ -28,6 +28,17 @@ def test_every_hook_is_documented_with_its_signature(hook):
     assert docstring and all(f":param {name}:" in docstring for name in spec.argnames), f"{hook} needs a :param: line per argument"
 
 
+def _testing_names():
+    import ftreg.testing
+
+    return sorted(name for name, obj in vars(ftreg.testing).items() if not name.startswith("_") and getattr(obj, "__module__", None) == "ftreg.testing")
+
+
+@pytest.mark.parametrize("name", _testing_names())
+def test_every_public_name_of_ftreg_testing_is_documented(name):
+    assert f"`{name}" in (DOCS / "plugins.md").read_text().split("## Testing a plugin")[1]
+
+
 @pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_is_in_the_readme(command):
     assert f"ftreg {command}" in (ROOT / "README.md").read_text()
