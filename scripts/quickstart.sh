@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, offline: publish the embedded base (first run only), fine-tune a support-bot
-# adapter on the bundled data with the recipe tuned for that base, list the registry, and answer
-# two held-out questions with the bare base and with the adapter, side by side.
+# adapter on the bundled data with the recipe tuned for that base, list the registry, answer
+# two held-out questions with the bare base and with the adapter, side by side, and measure both
+# on held-out questions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +28,6 @@ for bare, tuned in zip(base, adapter):
     print(f"  base (tiny-gpt2):  {' '.join(bare['completion'].split())}")
     print(f"  adapter (support): {' '.join(tuned['completion'].split())}")
 PY
+
+echo
+ftreg compare support tiny-gpt2 --dataset builtin:support-test --limit 40 --samples 0
