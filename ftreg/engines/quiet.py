@@ -33,8 +33,10 @@ def peft_deprecations_silenced() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def bitsandbytes_casts_silenced() -> Iterator[None]:
-    """bitsandbytes logs a cast warning on every CPU matmul: once is information, thousands are noise."""
+def bitsandbytes_noise_silenced() -> Iterator[None]:
+    """bitsandbytes logs a cast warning on every CPU matmul (once is information, thousands are
+    noise) and, on CPUs with AVX512-BF16, a warning at import that an optional 4-bit kernel from
+    the Hub is missing (ftreg trains in 8 bits, offline). Load and train inside this block."""
     bnb_logger = logging.getLogger("bitsandbytes")
     level = bnb_logger.level
     if not _everything:

@@ -43,12 +43,18 @@ class Lora8bitStrategy(TrainingStrategy):
     options_class = LoraOptions
 
     def train(self, job: TrainJob) -> dict[str, float]:
+        from ftreg.engines.quiet import bitsandbytes_noise_silenced
+
+        with bitsandbytes_noise_silenced():  # from the import of peft (which imports bitsandbytes) to the last step
+            return self._train(job)
+
+    def _train(self, job: TrainJob) -> dict[str, float]:
         import torch
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
         from ftreg.engines.hf_trainer import run_trainer
-        from ftreg.engines.quiet import bitsandbytes_casts_silenced, no_loading_bars, peft_deprecations_silenced
+        from ftreg.engines.quiet import no_loading_bars, peft_deprecations_silenced
 
         assert isinstance(job.options, LoraOptions)
         no_loading_bars()
@@ -83,8 +89,7 @@ class Lora8bitStrategy(TrainingStrategy):
         config = model.peft_config["default"]
         config.base_model_name_or_path = job.base.source.get("repo_id", job.base.ref)
         config.revision = job.base.source.get("revision")
-        with bitsandbytes_casts_silenced():
-            metrics = run_trainer(model, job)
+        metrics = run_trainer(model, job)
         # LoRA never trains the embeddings: saying so stops peft from fetching the base's config to check its vocabulary.
         model.save_pretrained(job.output_dir, save_embedding_layers=False)
         # The base's tokenizer travels with the adapter: AutoTokenizer.from_pretrained(adapter) works.
