@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install quickstart test test-fast examples lint bench clean
+.PHONY: install quickstart test test-fast examples lint bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -36,11 +36,13 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Every benchmark beside its baseline: bench/results/<machine>-<date>.json, bench/plots/ and BENCHMARKS.md.
 bench: install
-	$(BIN)/python bench/cli_startup.py
-	$(BIN)/python bench/train_throughput.py
-	$(BIN)/python bench/strategy_memory.py
-	$(BIN)/python bench/generate_latency.py
+	$(BIN)/python -m bench
+
+# The same suite at tiny sizes, one repetition, into a scratch folder: it checks the suite works, times nothing.
+bench-quick: install
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,32 +1,22 @@
-"""`ftreg serve`: adapter swaps next to a cold `ftreg generate`, and a load test one-at-a-time vs in mixed batches.
+"""Serving: adapter swaps next to a cold `ftreg generate`, and a load test one-at-a-time vs in mixed batches.
 
-Targets (issue 14): adapter swap p95 under 50 ms and at least 20x faster than a cold
-`ftreg generate` (process start and load), on the embedded base and on a GPT-2-124M-shaped one
-(random weights); zero errors and steady resident memory under load (after a warm-up, within
-16 MiB); mixed-batch throughput at
-least 2x one-request-at-a-time at concurrency 8. A throwaway registry gets r=8 LoRA adapters
-(one training step each); servers run as subprocesses on loopback ports, and all traffic goes
-to 127.0.0.1.
-Run: .venv/bin/python bench/serve_load.py [--part swap|load|all] [--requests 500] [--concurrency 8]
+Servers run as subprocesses on loopback ports and all traffic goes to 127.0.0.1, through the
+official openai client.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from timing import verdict, wall  # bench/ is on sys.path when a bench runs as a script
+from bench.suite import Context, Section, Table, Target, percentile, wall_seconds
 
+TITLE = "Serving"
 ADAPTERS = ("alpha", "beta", "gamma")
 QUESTION = "Where is my order?"
 SWAP_TARGET_S = 0.050
@@ -38,11 +28,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def start_server(ftreg: str, env: dict, options: list[str]) -> tuple[subprocess.Popen, str]:
@@ -58,31 +43,13 @@ def start_server(ftreg: str, env: dict, options: list[str]) -> tuple[subprocess.
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.5)
     server.kill()
-    raise SystemExit("the server did not start")
+    raise RuntimeError("the server did not start")
 
 
 def train_adapters(ftreg: str, env: dict, names: tuple[str, ...], base: list[str]) -> None:
     for name in names:
         subprocess.run([ftreg, "train", "--quiet", "--strategy", "lora8bit", "-o", "r=8", "--dataset", "builtin:support", "--name", name,
                         "--max-steps", "1", "--batch-size", "2", "--eval-split", "0", *base], env=env, stdout=subprocess.DEVNULL, check=True)
-
-
-def big_base(directory: Path, embedded: Path) -> Path:
-    """A GPT-2-124M-shaped model (12 layers, 768 wide) with random weights and the embedded base's tokenizer."""
-    import shutil
-
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from ftreg.engines.quiet import no_loading_bars
-
-    no_loading_bars()
-    special = json.loads((embedded / "config.json").read_text())
-    config = GPT2Config(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=special["vocab_size"],
-                        bos_token_id=special["bos_token_id"], eos_token_id=special["eos_token_id"])
-    GPT2LMHeadModel(config).save_pretrained(directory)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(embedded / name, directory / name)
-    return directory
 
 
 def swap_requests(client: object, refs: list[str], swaps: int) -> tuple[list[float], list[float]]:
@@ -135,17 +102,17 @@ def load(client: object, models: list[str], requests: int, concurrency: int, on_
     return [seconds for seconds, _ in results], sum(1 for _, ok in results if not ok), time.perf_counter() - started
 
 
-def swaps(ftreg: str, env: dict, home: Path, pairs: int) -> bool:
-    """Swap p95 against a cold `ftreg generate`, on the embedded base and on a 124M-shaped one."""
+def swaps(context: Context, env: dict, pairs: int) -> tuple[list[Target], list[list[str]]]:
+    """Swap p95 against a cold `ftreg generate`, on the embedded base and (unless quick) on a 124M-sized one."""
     from openai import OpenAI
 
-    embedded = Path(json.loads(subprocess.run([ftreg, "show", "tiny-gpt2", "--json"], env=env, capture_output=True, text=True, check=True).stdout)["path"])
-    train_adapters(ftreg, env, ("big-a", "big-b"), ["--base", str(big_base(home / "gpt2-124m-shaped", embedded))])
-    ok = True
-    print(f"swap: {pairs} requests that load their r=8 adapter (one resident at a time), each followed by the same one resident")
-    for label, refs in (("embedded base", ["alpha-v1", "beta-v1"]), ("124M-shaped base", ["big-a-v1", "big-b-v1"])):
-        cold = wall([ftreg, "generate", "--adapter", refs[0], "--greedy", "--max-new-tokens", "1", QUESTION], env, 3)
-        server, base_url = start_server(ftreg, env, ["--max-adapters", "1", "--preload", ",".join(refs)])
+    setups = [("embedded base", env, ["alpha-v1", "beta-v1"])]
+    if not context.quick:
+        setups.append(("124M-sized base", context.env(context.big_adapters()), ["big-a-v1", "big-b-v1"]))
+    targets, rows = [], []
+    for label, setup_env, refs in setups:
+        cold = [wall_seconds([context.ftreg, "generate", "--adapter", refs[0], "--greedy", "--max-new-tokens", "1", QUESTION], setup_env) for _ in range(1 if context.quick else 3)]
+        server, base_url = start_server(context.ftreg, setup_env, ["--max-adapters", "1", "--preload", ",".join(refs)])
         try:
             swapping, resident = swap_requests(OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60), refs, pairs)
             with urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=10) as response:
@@ -153,25 +120,25 @@ def swaps(ftreg: str, env: dict, home: Path, pairs: int) -> bool:
         finally:
             server.terminate()
             server.wait()
+        cold_s = sorted(cold)[len(cold) // 2]
         request_p95 = percentile(swapping, 0.95)
-        ok &= inside < SWAP_TARGET_S and cold / request_p95 >= 20
-        print(f"  {label}: swap inside the server p95 {inside * 1000:.1f} ms {verdict(inside, SWAP_TARGET_S)}; a request that swaps: "
-              f"p50 {percentile(swapping, .5) * 1000:.0f} ms, p95 {request_p95 * 1000:.0f} ms (resident: p50 {percentile(resident, .5) * 1000:.0f} ms); "
-              f"cold `ftreg generate` {cold:.2f} s, {cold / request_p95:.0f}x the swapping request's p95 (target 20x)")
-    return ok
+        rows.append([label, f"{inside * 1000:.1f}", f"{percentile(swapping, .5) * 1000:.0f}", f"{request_p95 * 1000:.0f}", f"{percentile(resident, .5) * 1000:.0f}", f"{cold_s:.2f}"])
+        targets.append(Target(claim=f"adapter swap p95 under {SWAP_TARGET_S * 1000:.0f} ms and at least 20x faster than cold ({label})", issue=14,
+                              measured=f"swap {inside * 1000:.1f} ms inside the server; a request that swaps: {request_p95 * 1000:.0f} ms",
+                              baseline=f"cold `ftreg generate`: {cold_s:.2f} s", ratio=f"{cold_s / request_p95:.0f}x",
+                              met=inside < SWAP_TARGET_S and cold_s / request_p95 >= 20))
+    return targets, rows
 
 
-def load_test(ftreg: str, env: dict, requests: int, concurrency: int, window_ms: float) -> bool:
+def load_test(context: Context, env: dict, requests: int, concurrency: int) -> tuple[list[Target], list[list[str]]]:
     """The same load one request at a time and in mixed batches: errors, latency, throughput, memory."""
     from openai import OpenAI
 
-    models = [f"{a}-v1" for a in ADAPTERS] + ["tiny-gpt2-v1"]
-    ok = True
-    print(f"load: {requests} completions (16 tokens, greedy) at concurrency {concurrency} over {', '.join(models)}")
-    throughput = {}
+    adapters = ADAPTERS[:2] if context.quick else ADAPTERS
+    models = [f"{a}-v1" for a in adapters] + ["tiny-gpt2-v1"]
+    throughput, rows, steady = {}, [], True
     for label, max_batch in (("one at a time", 1), ("mixed batches", concurrency)):
-        batching = ["--max-batch", str(max_batch), "--batch-window-ms", str(window_ms)]
-        server, base_url = start_server(ftreg, env, ["--max-adapters", str(len(ADAPTERS)), *batching, "--preload", ",".join(models)])
+        server, base_url = start_server(context.ftreg, env, ["--max-adapters", str(len(adapters)), "--max-batch", str(max_batch), "--preload", ",".join(models)])
         try:
             client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120)
             rss = [rss_mib(server.pid)]
@@ -183,35 +150,39 @@ def load_test(ftreg: str, env: dict, requests: int, concurrency: int, window_ms:
             server.wait()
         throughput[label] = requests / elapsed
         growth = rss[-1] - rss[1]
-        ok &= errors == 0 and growth <= STEADY_MIB
-        print(f"  {label:<14} errors {errors}; p50 {percentile(latencies, .5) * 1000:.0f} ms, p95 {percentile(latencies, .95) * 1000:.0f} ms, "
-              f"p99 {percentile(latencies, .99) * 1000:.0f} ms; {throughput[label]:.1f} requests/s")
-        print(f"  {'':<14} resident MiB: {rss[0]:.0f} loaded, {rss[1]:.0f} warm, then {' '.join(f'{value:.0f}' for value in rss[2:])} "
-              f"at each quarter ({growth:+.0f} MiB under load, target at most +{STEADY_MIB})")
+        steady &= errors == 0 and growth <= STEADY_MIB
+        rows.append([label, str(errors), *(f"{percentile(latencies, q) * 1000:.0f}" for q in (.5, .95, .99)), f"{throughput[label]:.1f}",
+                     f"{rss[1]:.0f} -> {rss[-1]:.0f} ({growth:+.0f})"])
     ratio = throughput["mixed batches"] / throughput["one at a time"]
-    print(f"  mixed batches vs one at a time: {ratio:.2f}x (target 2x)")
-    return ok and ratio >= 2
+    targets = [
+        Target(claim=f"mixed-batch throughput at least 2x one request at a time (concurrency {concurrency})", issue=14, measured=f"{throughput['mixed batches']:.1f} requests/s",
+               baseline=f"one at a time: {throughput['one at a time']:.1f} requests/s", ratio=f"{ratio:.2f}x", met=ratio >= 2),
+        Target(claim=f"no errors and steady memory under load (at most +{STEADY_MIB} MiB after warm-up)", issue=14, measured="; ".join(f"{row[0]}: {row[1]} errors, {row[-1]} MiB" for row in rows),
+               baseline="", ratio="", met=steady),
+    ]
+    return targets, rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("swap", "load", "all"), default="all")
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--swaps", type=int, default=40)
-    parser.add_argument("--batch-window-ms", type=float, default=25.0, help="the server's batching window in the mixed-batch run")
-    args = parser.parse_args()
-    ftreg = str(Path(sys.executable).with_name("ftreg"))
-    ok = True
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "FTREG_HOME": home}
-        train_adapters(ftreg, env, ADAPTERS, [])
-        if args.part in ("swap", "all"):
-            ok &= swaps(ftreg, env, Path(home), args.swaps)
-        if args.part in ("load", "all"):
-            ok &= load_test(ftreg, env, args.requests, args.concurrency, args.batch_window_ms)
-    sys.exit(0 if ok else 1)
-
-
-if __name__ == "__main__":
-    main()
+def run(context: Context) -> Section:
+    swaps_per_base = 4 if context.quick else 40
+    requests, concurrency = (16, 8) if context.quick else (240, 8)
+    home = context.home("serving")
+    env = context.env(home)
+    train_adapters(context.ftreg, env, ADAPTERS[:2] if context.quick else ADAPTERS, [])
+    swap_targets, swap_rows = swaps(context, env, swaps_per_base)
+    load_targets, load_rows = load_test(context, env, requests, concurrency)
+    return Section(
+        key="serving", title=TITLE,
+        about=(
+            f"Adapter swaps: a server holding one adapter at a time (`--max-adapters 1`) answers {swaps_per_base} requests (one token, greedy) that each must load "
+            "their r=8 LoRA adapter, each followed by the same request with the adapter resident; the swap inside the server is the p95 of its "
+            "`ftreg_adapter_load_seconds` histogram, against a cold `ftreg generate` of the same adapter (process start and load).\n\n"
+            f"Load test: {requests} completions (16 tokens, greedy) at concurrency {concurrency}, spread over {2 if context.quick else len(ADAPTERS)} adapters and the bare base, once with "
+            "`--max-batch 1` and once in mixed batches; resident memory is the server's after a warm-up and at the end."
+        ),
+        tables=[
+            Table(["base", "swap inside the server p95 ms", "swapping request p50 ms", "p95 ms", "resident request p50 ms", "cold generate s"], swap_rows),
+            Table(["mode", "errors", "p50 ms", "p95 ms", "p99 ms", "requests/s", "resident MiB (warm -> end)"], load_rows),
+        ],
+        targets=swap_targets + load_targets,
+    )

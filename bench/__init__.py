@@ -1,0 +1,1 @@
+"""ftreg's benchmark suite: `python -m bench` (see bench/__main__.py)."""
