@@ -3,7 +3,7 @@
 import torch
 
 from ftreg.datasets.encoding import IGNORE_INDEX
-from ftreg.engines.batching import packing_collator
+from ftreg.engines.batching import packing_collator, split_packed, step_budget
 
 
 def test_packed_logits_equal_per_example_logits(embedded_base):
@@ -27,3 +27,39 @@ def test_no_label_crosses_an_example_boundary():
     batch = packing_collator()([{"input_ids": [1, 2, 3], "labels": [1, 2, 3]}, {"input_ids": [4, 5], "labels": [IGNORE_INDEX, 5]}])
     assert batch["labels"].tolist() == [[IGNORE_INDEX, 2, 3, IGNORE_INDEX, 5]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+
+
+def test_a_pack_is_cut_at_example_boundaries_within_the_budget():
+    examples = [[1] * 5, [2] * 3, [3] * 4, [4] * 9, [5] * 2]
+    packed = packing_collator()([{"input_ids": ids, "labels": ids} for ids in examples])
+    parts = split_packed(packed, token_budget=8)
+    # 5+3 fit; 4 alone (4+9 would not); 9 is longer than the budget and stands alone; then 2.
+    assert [part["input_ids"][0].tolist() for part in parts] == [[1] * 5 + [2] * 3, [3] * 4, [4] * 9, [5] * 2]
+    assert all(part["position_ids"][0, 0] == 0 for part in parts)  # every part starts with an example
+    for key in packed:
+        assert torch.equal(torch.cat([part[key] for part in parts], dim=1), packed[key])
+    assert split_packed(packed, token_budget=100) == [packed]
+
+
+def test_a_step_in_token_budgeted_parts_learns_what_accumulated_micro_batches_learn(embedded_base):
+    """The default recipe (2 examples x 4 micro-batches, max_length 256) on short examples: the step's
+    8 examples go through in fewer forward passes, and the gradient is the one accumulation gives."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    examples = [torch.randint(10, 8000, (n,)).tolist() for n in (70, 95, 60, 110, 81, 52, 98, 70)]
+    rows = [{"input_ids": ids, "labels": [IGNORE_INDEX] * 5 + ids[5:]} for ids in examples]
+    collate = packing_collator()
+
+    def gradient(micro_batches):
+        model = AutoModelForCausalLM.from_pretrained(embedded_base.path)
+        model.config.use_cache = False
+        targets = sum(int((collate(batch)["labels"] != IGNORE_INDEX).sum()) for batch in micro_batches)
+        for batch in micro_batches:
+            for part in split_packed(collate(batch), step_budget(batch_size=2, max_length=256)):
+                model(**part, num_items_in_batch=targets).loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    accumulated = gradient([rows[i : i + 2] for i in range(0, 8, 2)])  # 4 forward passes of 2 examples
+    assert len(split_packed(collate(rows), step_budget(batch_size=2, max_length=256))) == 2
+    torch.testing.assert_close(gradient([rows]), accumulated, atol=1e-5, rtol=1e-4)

@@ -6,6 +6,8 @@ import math
 import pytest
 
 from conftest import write_json
+from ftreg import plugins
+from ftreg.engines.precision import native_half_precisions
 from test_train_generate import PAIRS
 
 QUICK = ["--max-steps", "3", "--batch-size", "2", "--grad-accum", "2", "--eval-split", "0.34"]
@@ -40,8 +42,13 @@ def test_checkpoint_strategies_publish_models_that_generate(strategy, cli_run, e
     assert {"train_loss", "eval_loss", "train_tokens_per_s"} <= set(entry.metrics) and entry.metrics["train_tokens_per_s"] > 0
     model, tokenizer = _loads_with_plain_transformers(entry)
     assert model.num_parameters() == embedded_base.metrics["parameters"]
+    # auto chose the fastest precision this machine computes that the strategy honours, trained in it and recorded it.
+    chosen = next((p for p in native_half_precisions() if p in plugins.get_training_strategy(strategy).precisions), "fp32")
+    assert entry.config["precision"] == chosen
     if strategy == "full-fp16":
-        assert "no CUDA device, so training runs in fp32" in result.stderr
+        args = json.loads((entry.path / "training_args.json").read_text())
+        assert (args["bf16"], args["fp16"]) == (chosen == "bf16", chosen == "fp16")
+        assert (f"precision: {chosen} mixed" if chosen != "fp32" else "training runs in fp32") in result.stderr
     generated = cli_run("generate", "--adapter", "full", "--greedy", "--max-new-tokens", "5", "--json", "Is shipping free?")
     assert generated.exit_code == 0, generated.output
     assert json.loads(generated.stdout)[0]["model"] == "full-v1"

@@ -24,6 +24,8 @@ from ftreg.errors import ConfigError
 
 IGNORE_INDEX = -100  # label value that torch's cross-entropy skips
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+# Mixed precision keeps fp32 weights and optimizer state and computes matmuls in half precision.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 OptionsT = TypeVar("OptionsT", bound="StrategyOptions")
 
@@ -113,9 +115,15 @@ class TrainSpec:
     epochs: float = option(1.0, "Passes over the training examples.")
     max_steps: int = option(-1, "Optimizer steps; > 0 overrides --epochs.")
     learning_rate: float = option(2e-4, "Peak learning rate.", aliases=("--lr",))
-    batch_size: int = option(2, "Examples per micro-batch (per device).")
-    grad_accum: int = option(4, "Micro-batches per optimizer step (gradient accumulation).")
+    batch_size: int = option(2, "Examples per micro-batch (per device); packed, a micro-batch holds up to batch_size x max_length tokens.")
+    grad_accum: int = option(4, "Micro-batches per optimizer step: each step learns from batch_size x grad_accum examples.")
     lr_scheduler: str = option("linear", "Learning-rate schedule after warmup.", choices=SCHEDULERS)
+    precision: str = option(
+        "auto",
+        "Compute precision: fp32, or bf16/fp16 mixed (fp32 weights, half-precision matmuls). auto: fp16 on CUDA, bf16 on a CPU "
+        "that computes it natively, else fp32, among what the strategy supports; the record keeps the choice.",
+        choices=PRECISIONS,
+    )
     warmup_steps: int = option(0, "Optimizer steps of linear warmup.")
     max_grad_norm: float = option(1.0, "Clip the gradient norm to this.")
     weight_decay: float = option(0.0, "AdamW weight decay (weight matrices only).")
@@ -147,6 +155,7 @@ class TrainSpec:
         self._require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         self._require(0 <= self.eval_split < 1, "eval_split", "must be in [0, 1)")
         self._require(self.lr_scheduler in SCHEDULERS, "lr_scheduler", f"must be one of {', '.join(SCHEDULERS)}")
+        self._require(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         for name in ("epochs", "learning_rate", "max_grad_norm", "weight_decay", "eval_split"):
             self._require(math.isfinite(getattr(self, name)), name, "must be a finite number")
         self._require(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)")
@@ -215,6 +224,9 @@ class TrainingStrategy:
     kind: Kind = "adapter"
     description: str = ""
     options_class: ClassVar[type[StrategyOptions]] = NoOptions
+    # The precisions `train` honours (it reads the chosen one from ``job.spec.precision``); a strategy
+    # that says nothing trains in fp32, and its records say so whatever the machine could do.
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def options(self, spec: TrainSpec) -> StrategyOptions:
         """This strategy's options as ``spec`` sets them, validated (defaults for the rest)."""

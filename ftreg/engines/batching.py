@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,31 @@ def packed_training(model: Any) -> Iterator[None]:
         yield
     finally:
         base.config.pad_token_id = pad_token_id  # saved with a checkpoint: it must be the base's
+
+
+def step_budget(batch_size: int, max_length: int) -> int:
+    """Tokens per micro-batch: what ``batch_size`` examples padded to ``max_length`` would hold.
+
+    A step's ``batch_size x grad_accum`` examples are packed and cut into micro-batches of at most
+    this many tokens, so short examples share a forward pass while no micro-batch holds more
+    tokens (and so more activation memory) than the recipe's padded batch would have.
+    """
+    return batch_size * max_length
+
+
+def split_packed(batch: dict[str, Any], token_budget: int) -> list[dict[str, Any]]:
+    """A packed row (one row of examples whose position ids restart at 0) cut at example boundaries
+    into rows of at most ``token_budget`` tokens; an example longer than the budget is a row alone."""
+    length = batch["input_ids"].shape[1]
+    if length <= token_budget:
+        return [batch]
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
+    cuts = [0]
+    for start, end in zip(starts, [*starts[1:], length]):
+        if end - cuts[-1] > token_budget and start > cuts[-1]:
+            cuts.append(start)
+    cuts.append(length)
+    return [{key: value[:, begin:end] for key, value in batch.items()} for begin, end in itertools.pairwise(cuts)]
 
 
 def micro_batches(examples: list[EncodedExample], batch_size: int, seed: int) -> Iterator[list[EncodedExample]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftreg.contract import TrainJob, TrainSpec
-from ftreg.engines.batching import packed_training, packing_collator, to_dataset
+from ftreg.engines.batching import packed_training, packing_collator, split_packed, step_budget, to_dataset
 from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.metrics import finish_metrics, write_loss_log
 from ftreg.files import replace_directory
@@ -29,13 +29,18 @@ def training_arguments(spec: TrainSpec, output_dir: str, show_progress: bool, ch
 
     return TrainingArguments(
         output_dir=output_dir,
-        per_device_train_batch_size=spec.batch_size,
+        # The Trainer gets each optimizer step's examples as one batch, and `training_step` cuts it into
+        # micro-batches by tokens (`step_budget`): the same examples per step in the same order, the
+        # same token-weighted loss, in fewer and fuller forward passes than batch_size examples each.
+        per_device_train_batch_size=spec.batch_size * spec.grad_accum,
         per_device_eval_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
+        gradient_accumulation_steps=1,
         learning_rate=spec.learning_rate,
         num_train_epochs=spec.epochs,
         max_steps=spec.max_steps,
         lr_scheduler_type=spec.lr_scheduler,
+        bf16=spec.precision == "bf16",  # autocast: fp32 weights and optimizer, half-precision matmuls
+        fp16=spec.precision == "fp16",
         warmup_steps=spec.warmup_steps,
         max_grad_norm=spec.max_grad_norm,
         weight_decay=spec.weight_decay,
@@ -78,7 +83,7 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
             output_dir.mkdir(parents=True)
             callbacks.append(_checkpoint_publisher(output_dir, job.checkpoint_dir, job.spec.save_total_limit))
         args = training_arguments(job.spec, str(output_dir), job.show_progress, checkpoints, evaluates, **argument_overrides)
-        trainer = _totals_trainer(Trainer)(
+        trainer = _step_trainer(Trainer, step_budget(job.spec.batch_size, job.spec.max_length))(
             model=model,
             args=args,
             train_dataset=to_dataset(job.train),
@@ -118,18 +123,31 @@ def run_trainer(model: Any, job: TrainJob, **argument_overrides: Any) -> dict[st
 TOTALS_FILE = "ftreg_totals.json"  # in each checkpoint: the run's loss sum and runtime so far
 
 
-def _totals_trainer(trainer_class: Any) -> Any:
-    """The Trainer, also summing every step's loss as the Trainer does for its own average."""
+def _step_trainer(trainer_class: Any, token_budget: int) -> Any:
+    """The Trainer, computing each step in micro-batches of at most ``token_budget`` tokens and
+    summing every step's loss as the Trainer does for its own average."""
 
-    class TotalsTrainer(trainer_class):
+    class StepTrainer(trainer_class):
         step_loss_sum: Any = 0.0  # a tensor once training starts: no device sync per step
+        evaluation_s = 0.0  # time spent evaluating, which the run's training time leaves out
 
-        def training_step(self, *args: Any, **kwargs: Any) -> Any:
-            loss = super().training_step(*args, **kwargs)
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().evaluate(*args, **kwargs)
+            finally:
+                self.evaluation_s += time.perf_counter() - started
+
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            parts = split_packed(inputs, token_budget)
+            # With the step's label count, each part's loss is its share of the step's token mean;
+            # a model that takes no count averages the parts' means instead, as accumulation would.
+            self.current_gradient_accumulation_steps = len(parts)
+            loss = sum(super(StepTrainer, self).training_step(model, part, num_items_in_batch) for part in parts)
             self.step_loss_sum = self.step_loss_sum + loss.detach()
             return loss
 
-    return TotalsTrainer
+    return StepTrainer
 
 
 def _run_totals(resume_from: Path | None) -> Any:
@@ -146,7 +164,8 @@ def _run_totals(resume_from: Path | None) -> Any:
             return float(prior.get("loss_sum", 0.0)) + float(self.trainer.step_loss_sum)
 
         def runtime_s(self) -> float:
-            return float(prior.get("runtime_s", 0.0)) + time.perf_counter() - self.started
+            """Seconds spent training, evaluations left out: tokens/s is a rate of training."""
+            return float(prior.get("runtime_s", 0.0)) + time.perf_counter() - self.started - self.trainer.evaluation_s
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.perf_counter()

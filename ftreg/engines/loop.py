@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftreg.contract import IGNORE_INDEX, EncodedExample, TrainSpec
-from ftreg.engines.batching import micro_batches, packing_collator
+from ftreg.engines.batching import micro_batches, packing_collator, split_packed, step_budget
 from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.optim import adamw, total_steps
 from ftreg.files import atomic_directory
@@ -56,27 +56,35 @@ def train_loop(
 
     torch.manual_seed(spec.seed)
     collate = packing_collator()
+    # bf16 mixed precision: matmuls in bf16 under autocast, weights, gradients and AdamW in fp32.
+    half_precision = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16")
     steps = total_steps(len(train), spec.batch_size, spec.grad_accum, spec.epochs, spec.max_steps)
     optimizer = adamw(model, spec.learning_rate, spec.weight_decay)
     scheduler = get_scheduler(spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps, num_training_steps=steps)
-    batches = micro_batches(train, spec.batch_size, spec.seed)
+    # Each step's batch_size x grad_accum examples, packed and cut into micro-batches by tokens (`step_budget`).
+    batches = micro_batches(train, spec.batch_size * spec.grad_accum, spec.seed)
+    budget = step_budget(spec.batch_size, spec.max_length)
     result = LoopResult(steps=0)
     best_state = None
     if resume_from is not None:
         result, best_state = _load_checkpoint(resume_from, model, optimizer, scheduler)
-        for _ in range(result.steps * spec.grad_accum):
-            next(batches)  # the data position: the same micro-batches an uninterrupted run would see next
+        for _ in range(result.steps):
+            next(batches)  # the data position: the same examples an uninterrupted run would see next
         if progress is not None:
             progress.update(result.steps)
     started = time.perf_counter() - result.seconds
 
     model.train()
     for step in range(result.steps + 1, steps + 1):
+        batch = next(batches)
+        result.tokens += sum(len(e.input_ids) for e in batch)
+        packed = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in batch])
+        targets = int((packed["labels"] != IGNORE_INDEX).sum())
         step_loss = 0.0
-        for _ in range(spec.grad_accum):
-            batch = next(batches)
-            result.tokens += sum(len(e.input_ids) for e in batch)
-            loss = _loss(model, collate, batch) / spec.grad_accum  # the mean over the accumulated micro-batches
+        for part in split_packed(packed, budget):
+            # Each part's summed token loss over the step's target count: the step's loss is the mean over all its tokens.
+            with half_precision:
+                loss = model(**part, num_items_in_batch=targets).loss
             loss.backward()
             step_loss += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
@@ -94,7 +102,9 @@ def train_loop(
 
         stop = False
         if eval_set and (step % spec.eval_steps == 0 or step == steps):
+            evaluation_started = time.perf_counter()
             eval_loss = evaluate(model, collate, eval_set, spec.batch_size)
+            started += time.perf_counter() - evaluation_started  # training time leaves evaluations out
             result.eval_losses.append((step, eval_loss))
             log(step, {"eval_loss": eval_loss})
             if result.best_eval_loss is None or eval_loss < result.best_eval_loss:

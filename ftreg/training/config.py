@@ -156,6 +156,10 @@ def upgrade_settings(recorded: dict[str, Any], where: str) -> dict[str, Any]:
         warnings.warn(f"{where}: unknown setting {key!r} ignored (written by another ftreg version)", SettingsWarning, stacklevel=2)
     if options:
         settings["options"] = options
+    if "precision" not in recorded and recorded.get("strategy"):
+        # Before `precision` was a setting, full-fp16 chose FP16 on CUDA (and fp32 elsewhere), as auto
+        # still does on CUDA; every other strategy computed in fp32.
+        settings["precision"] = "auto" if recorded["strategy"] == "full-fp16" else "fp32"
     return settings
 
 

@@ -20,6 +20,7 @@ from ftreg.contract import TrainJob, TrainSpec
 from ftreg.datasets.encoding import encode, nothing_to_train, split
 from ftreg.datasets.loading import LoadedDataset, load_dataset
 from ftreg.datasets.tokenizer import load_encoder
+from ftreg.engines.precision import check_precision, choose_precision
 from ftreg.errors import ArtifactError, ConfigError, TrainingDiverged
 from ftreg.registry import Entry, Registry
 from ftreg.training.config import upgrade_settings, with_strategy_options
@@ -46,6 +47,7 @@ def train(
     """
     spec, strategy, options = with_strategy_options(spec)
     strategy.check(spec)
+    check_precision(spec.precision, strategy.name, strategy.precisions)
     dataset = load_dataset(spec.dataset, spec.format, spec.columns)
     eval_dataset = load_dataset(spec.eval_dataset, dataset.format.name, spec.columns) if spec.eval_dataset else None
     # The record names the data so that `--from` finds it from any directory, and pins the format
@@ -59,6 +61,10 @@ def train(
     system_prompt = dataset.format.system_prompt(dataset.examples)
     prompt_template = dataset.format.generation_template(system_prompt)
 
+    precision = choose_precision(spec.precision, strategy.name, strategy.precisions)
+    if spec.precision == "auto" and precision != "fp32":
+        notify(f"precision: {precision} mixed (fp32 weights), the fastest this machine computes; --precision fp32 for full precision")
+    spec = spec.replace(precision=precision)  # the record keeps what was used, not "auto"
     base = resolve_base(spec.base, registry)
     tokenizer = load_encoder(base.path)
     max_length = min(spec.max_length, context_length(base.path))

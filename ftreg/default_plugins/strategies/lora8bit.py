@@ -41,6 +41,7 @@ class Lora8bitStrategy(TrainingStrategy):
     kind = "adapter"
     description = "LoRA on an 8-bit base (bitsandbytes + peft), transformers Trainer"
     options_class = LoraOptions
+    precisions = ("fp32", "bf16", "fp16")  # of the LoRA computation; the frozen base stays 8-bit
 
     def train(self, job: TrainJob) -> dict[str, float]:
         from ftreg.engines.quiet import bitsandbytes_noise_silenced

@@ -37,6 +37,7 @@ class ScratchStrategy(TrainingStrategy):
     kind = "checkpoint"
     description = "hand-written PyTorch loop; from a base or from random weights (-o init=...)"
     options_class = ScratchOptions
+    precisions = ("fp32", "bf16")  # bf16 autocast needs no loss scaling, so its loop stays small
 
     def check(self, spec: TrainSpec) -> None:
         options = self.options(spec)
