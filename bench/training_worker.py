@@ -5,12 +5,13 @@ the same hyperparameters (batch 2 x accumulation 4, AdamW at 2e-4, linear decay,
 same encoded examples; what differs is how batches are built and who runs the loop:
 
 - ``padded``: the tutorial's `Trainer`, every example padded to ``max_length``;
-- ``careful``: a careful user's `Trainer`, padding to the longest in each batch, batches grouped by length;
+- ``careful``: a careful user's `Trainer`, padding to the longest in each batch, batches grouped by length
+  (``careful-bf16``: the same with `bf16=True`, which a user must know to ask for);
 - ``bare``: a bare PyTorch loop over ftreg's own packed batches (ftreg's overhead is the difference);
 - ``ftreg``: `ftreg.train` itself, in this process, into a throwaway registry (``scratch``: with the
   scratch strategy, beside full-fp16's bare loop).
 
-Prints one JSON line per run, and first the matmul peak of this process.
+Prints one JSON line per run, and first this process's matmul peaks in fp32 and bf16.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import torch
 BATCH, ACCUM, LR, MAX_LENGTH, SEED = 2, 4, 2e-4, 256, 42
 
 
-def matmul_peak_gflops(size: int = 2048, repeat: int = 10) -> float:
-    """The best fp32 `torch.mm` rate of three tries, in GFLOP/s: this machine's practical peak."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeat: int = 10) -> float:
+    """The best `torch.mm` rate of three tries at ``dtype``, in GFLOP/s: this machine's practical peak."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)  # warm-up
     best = 0.0
     for _ in range(3):
@@ -86,45 +87,55 @@ def padding_collator(pad_id: int, to_max_length: bool) -> Any:
     return collate
 
 
-def trainer_run(model: Any, examples: list[Any], careful: bool) -> float:
-    """Seconds the `Trainer` took (its own train_runtime)."""
+def as_dataset(examples: list[Any]) -> Any:
     from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]})
+
+
+def trainer_run(model: Any, examples: list[Any], held_out: list[Any], careful: bool, bf16: bool = False) -> tuple[float, float]:
+    """Seconds the `Trainer` took (its own train_runtime), and the eval loss on ``held_out`` after it."""
     from transformers import Trainer, TrainingArguments
 
-    dataset = Dataset.from_dict({"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]})
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
-            output_dir=scratch, per_device_train_batch_size=BATCH, gradient_accumulation_steps=ACCUM, learning_rate=LR,
+            output_dir=scratch, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH, gradient_accumulation_steps=ACCUM, learning_rate=LR,
             num_train_epochs=1, lr_scheduler_type="linear", seed=SEED, logging_steps=1000, save_strategy="no", report_to="none",
             disable_tqdm=True, dataloader_pin_memory=False, remove_unused_columns=False,
-            train_sampling_strategy="group_by_length" if careful else "random",
+            train_sampling_strategy="group_by_length" if careful else "random", bf16=bf16, use_cpu=not torch.cuda.is_available(),
         )
         collate = padding_collator(model.config.eos_token_id, to_max_length=not careful)
-        result = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate).train()
-    return float(result.metrics["train_runtime"])
+        trainer = Trainer(model=model, args=args, train_dataset=as_dataset(examples), eval_dataset=as_dataset(held_out), data_collator=collate)
+        result = trainer.train()
+        # The mean over batches of 2 of each batch's token-mean loss: what ftreg's packed batches of 2 report too.
+        return float(result.metrics["train_runtime"]), float(trainer.evaluate()["eval_loss"])
 
 
-def bare_loop(model: Any, examples: list[Any]) -> float:
-    """Seconds of a plain loop over ftreg's packed batches in ftreg's order: no Trainer, no callbacks."""
+def bare_loop(model: Any, examples: list[Any], precision: str) -> float:
+    """Seconds of a plain loop over ftreg's batches in ftreg's order (each step's examples packed and cut
+    into micro-batches by tokens), in the precision ftreg chose: no Trainer, no callbacks."""
     from transformers import get_linear_schedule_with_warmup
 
-    from ftreg.engines.batching import packed_training, packing_collator
+    from ftreg.engines.batching import packed_training, packing_collator, split_packed, step_budget
 
     collate = packing_collator()
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(SEED)).tolist()
-    micro = [[{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in order[start:start + BATCH]] for start in range(0, len(order), BATCH)]
-    steps = -(-len(micro) // ACCUM)
+    steps = [[{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in order[start:start + BATCH * ACCUM]]
+             for start in range(0, len(order), BATCH * ACCUM)]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=0.0)
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, len(steps))
     model.train()
     model.config.use_cache = False
     start = time.perf_counter()
     with packed_training(model):
-        for step in range(steps):
-            group = micro[step * ACCUM:(step + 1) * ACCUM]
-            for rows in group:
-                (model(**collate(rows)).loss / len(group)).backward()
+        for rows in steps:
+            packed = collate(rows)
+            targets = (packed["labels"] != -100).sum()
+            for part in split_packed(packed, step_budget(BATCH, MAX_LENGTH)):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = model(**part, num_items_in_batch=targets).loss
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             schedule.step()
@@ -132,45 +143,50 @@ def bare_loop(model: Any, examples: list[Any]) -> float:
     return time.perf_counter() - start
 
 
-def ftreg_run(strategy: str, base: Path, data: Path) -> float:
-    """Seconds of training as ftreg records them (train_runtime_s), through the public API."""
+def ftreg_run(strategy: str, base: Path, data: Path, held_out: Path) -> tuple[float, float]:
+    """Seconds of training as ftreg records them (train_runtime_s), through the public API in this
+    process (warm, like the other contenders), and its eval loss on ``held_out``."""
     import ftreg
     from ftreg.registry import Registry
 
     with tempfile.TemporaryDirectory() as home:
-        spec = ftreg.settings({"strategy": strategy, "base": str(base), "dataset": str(data), "name": "bench", "eval_split": 0.0,
-                               "batch_size": BATCH, "grad_accum": ACCUM, "learning_rate": LR, "epochs": 1.0, "max_length": MAX_LENGTH,
+        spec = ftreg.settings({"strategy": strategy, "base": str(base), "dataset": str(data), "name": "bench", "eval_dataset": str(held_out),
+                               "eval_steps": 100000, "batch_size": BATCH, "grad_accum": ACCUM, "learning_rate": LR, "epochs": 1.0, "max_length": MAX_LENGTH,
                                "logging_steps": 1000})
         entry = ftreg.train(spec, registry=Registry(home), show_progress=False)
         assert entry is not None
-        return float(entry.metrics["train_runtime_s"])
+        return float(entry.metrics["train_runtime_s"]), float(entry.metrics["eval_loss"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--eval", type=Path, required=True, help="held-out examples: every contender but the bare loop reports its eval loss on them")
     parser.add_argument("--strategy", required=True)
     parser.add_argument("--contenders", default="padded,careful,bare,ftreg")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--precision", default="fp32", help="what ftreg chose for this strategy on this machine: the bare loop computes in it too")
     args = parser.parse_args()
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
-    print(json.dumps({"matmul_gflops": matmul_peak_gflops()}), flush=True)
+    print(json.dumps({"matmul_gflops": {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}}), flush=True)
     examples = encoded_examples(args.base, args.data)
+    held_out = encoded_examples(args.base, args.eval)
     useful = sum(len(e.input_ids) for e in examples)
     for round_ in range(args.rounds):
         for contender in args.contenders.split(","):
+            eval_loss = None
             if contender in ("ftreg", "scratch"):  # scratch: ftreg's own loop, a full fine-tune like full-fp16
-                seconds = ftreg_run(args.strategy if contender == "ftreg" else "scratch", args.base, args.data)
+                seconds, eval_loss = ftreg_run(args.strategy if contender == "ftreg" else "scratch", args.base, args.data, args.eval)
+            elif contender == "bare":
+                seconds = bare_loop(build_model(args.strategy, args.base), examples, args.precision)
             else:
-                model = build_model(args.strategy, args.base)
-                seconds = bare_loop(model, examples) if contender == "bare" else trainer_run(model, examples, careful=contender == "careful")
-                del model
+                seconds, eval_loss = trainer_run(build_model(args.strategy, args.base), examples, held_out, careful=contender != "padded", bf16=contender == "careful-bf16")
             gc.collect()
-            print(json.dumps({"contender": contender, "round": round_, "seconds": seconds, "useful_tokens": useful}), flush=True)
+            print(json.dumps({"contender": contender, "round": round_, "seconds": seconds, "useful_tokens": useful, "eval_loss": eval_loss}), flush=True)
 
 
 if __name__ == "__main__":
