@@ -27,27 +27,34 @@ def run(context: Context) -> Section:
         return lambda: wall_seconds(list(command), env)
 
     python = context.python
-    light = alternate({
+    peft_label = 'python -c "import peft"'
+    light_commands = {
         "python -c pass": timed(python, "-c", "pass"),
-        'python -c "import peft"': timed(python, "-c", "import peft" if not context.quick else "pass"),  # the smoke run skips its seconds
+        peft_label: timed(python, "-c", "import peft"),
         "ftreg --help": timed(context.ftreg, "--help"),
         "ftreg list": timed(context.ftreg, "list"),
         "ftreg show model-3": timed(context.ftreg, "show", "model-3"),
-    }, repeat, "s")
+    }
+    if context.quick:  # the smoke run skips what only costs seconds
+        del light_commands[peft_label]
+    light = alternate(light_commands, repeat, "s")
 
     adapter_home = context.support_adapter()
     adapter_env = context.env(adapter_home)
     generate = [context.ftreg, "generate", "--greedy", "--max-new-tokens", "48"]
     floor_label = 'python -c "import torch, transformers"'
-    heavy = alternate({
+    heavy_commands = {
         floor_label: lambda: wall_seconds([python, "-c", "import torch, transformers"], adapter_env),
-        "ftreg generate --base tiny-gpt2": lambda: wall_seconds([*generate, "--base", "tiny-gpt2", QUESTION] if not context.quick else [python, "-c", "pass"], adapter_env),
+        "ftreg generate --base tiny-gpt2": lambda: wall_seconds([*generate, "--base", "tiny-gpt2", QUESTION], adapter_env),
         "ftreg generate --adapter support-v1": lambda: wall_seconds([*generate, "--adapter", "support-v1", QUESTION], adapter_env),
-    }, repeat, "s")
+    }
+    if context.quick:
+        del heavy_commands["ftreg generate --base tiny-gpt2"]
+    heavy = alternate(heavy_commands, repeat, "s")
     run_checked([context.ftreg, "list"], adapter_env)  # the adapter is still there after the runs
 
-    bare, peft, floor = light["python -c pass"], light['python -c "import peft"'], heavy[floor_label]
-    light_rows = [[label, sample.spread(), f"{sample.median / bare.median:.1f}x", f"{sample.median / peft.median:.2f}x"] for label, sample in light.items()]
+    bare, peft, floor = light["python -c pass"], light.get(peft_label), heavy[floor_label]
+    light_rows = [[label, sample.spread(), f"{sample.median / bare.median:.1f}x", f"{sample.median / peft.median:.2f}x" if peft else ""] for label, sample in light.items()]
     heavy_rows = [[label, sample.spread(), f"{sample.median / floor.median:.2f}x"] for label, sample in heavy.items()]
     targets = [
         Target(claim=f"`ftreg {command}` on {versions:,} versions under {CLI_TARGET_S} s", issue=2, measured=f"{light[f'ftreg {command}'].spread()} s",
