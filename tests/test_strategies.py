@@ -108,3 +108,28 @@ def test_init_file_that_is_not_json(cli_run, embedded_base, dataset, tmp_path):
     bad.write_text("{not json")
     result = cli_run("train", "--strategy", "scratch", "-o", f"init={bad}", "--dataset", dataset, "--name", "x")
     assert result.exit_code == 2 and "not a JSON config" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["full-fp16", "scratch"])
+def test_training_time_and_tokens_per_second_leave_evaluations_out(strategy, cli_run, embedded_base, registry, dataset, monkeypatch):
+    """Each evaluation is made to take a second; three steps evaluating every step must not count them."""
+    import time
+
+    import transformers
+
+    import ftreg.engines.loop
+
+    def slowed(evaluate):
+        def slow(*args, **kwargs):
+            time.sleep(1.0)
+            return evaluate(*args, **kwargs)
+
+        return slow
+
+    monkeypatch.setattr(transformers.Trainer, "evaluate", slowed(transformers.Trainer.evaluate))
+    monkeypatch.setattr(ftreg.engines.loop, "evaluate", slowed(ftreg.engines.loop.evaluate))
+    _train(cli_run, "--strategy", strategy, "--dataset", dataset, "--name", "timed", "--eval-steps", "1", *QUICK)
+    metrics = registry.resolve("timed").metrics
+    assert metrics["train_runtime_s"] < 2.0, metrics  # three slowed evaluations alone take 3 s
+    assert metrics["train_tokens_per_s"] > 0
