@@ -13,20 +13,18 @@ import time
 from pathlib import Path
 
 from bench.suite import Context, Plot, Sample, Section, Table, Target
+from ftreg.registry import Registry
 
 TITLE = "Registry scale"
 FLAT = 1.5  # "flat": the cost at the largest size within this factor of the cost at the smallest
 PUBLISHERS = 8
 
 
-def publish_versions(registry: object, count: int, prefix: str = "model", names: int = 10) -> list[float]:
+def publish_versions(registry: Registry, count: int, prefix: str = "model", names: int = 10) -> list[float]:
     """Publish ``count`` small adapter versions spread over ``names`` names; the seconds each publish took."""
     import numpy as np
     from safetensors.numpy import save
 
-    from ftreg.registry import Registry
-
-    assert isinstance(registry, Registry)
     seconds = []
     for i in range(count):
         start = time.perf_counter()
@@ -41,10 +39,7 @@ def publish_versions(registry: object, count: int, prefix: str = "model", names:
     return seconds
 
 
-def resolve_times(registry: object, count: int) -> list[float]:
-    from ftreg.registry import Registry
-
-    assert isinstance(registry, Registry)
+def resolve_times(registry: Registry, count: int) -> list[float]:
     seconds = []
     for i in range(count):
         start = time.perf_counter()
@@ -54,8 +49,6 @@ def resolve_times(registry: object, count: int) -> list[float]:
 
 
 def run(context: Context) -> Section:
-    from ftreg.registry import Registry
-
     sizes = (10, 100, 300) if context.quick else (10, 1000, 10000)
     probes = 5 if context.quick else 50
     home = context.home("registry-scale")
@@ -123,8 +116,6 @@ def concurrent_throughput(context: Context, publishers: int, each: int) -> float
 
 
 def publisher(home: str, prefix: str, count: int, go: float) -> None:
-    from ftreg.registry import Registry
-
     registry = Registry(home)
     registry.entries()  # open (and create) the registry before the clock starts
     time.sleep(max(0.0, go - time.time()))
