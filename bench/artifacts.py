@@ -19,8 +19,7 @@ def run(context: Context) -> Section:
     base = context.embedded_base() if context.quick else context.big_base()
     model = "embedded base" if context.quick else "GPT-2-124M-sized model"
     for strategy in ("lora8bit", "full-fp16"):
-        run_checked([context.ftreg, "train", "--quiet", "--strategy", strategy, "--base", str(base), "--dataset", "builtin:support", "--name", strategy,
-                     "--max-steps", "1", "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0"], env)
+        run_checked(context.train_command(strategy, strategy, 1, "--base", str(base), "--grad-accum", "1"), env)
     adapter, checkpoint = (Path(context.ftreg_json(home, "show", f"{name}-v1")["path"]) for name in ("lora8bit", "full-fp16"))
     adapter_bytes, checkpoint_bytes = size(adapter), size(checkpoint)
     files = sorted(str(file) for file in checkpoint.rglob("*") if file.is_file())

@@ -15,8 +15,7 @@ def run(context: Context) -> Section:
     home = context.home("memory")
     peaks = {}
     for strategy in STRATEGIES[:2] if context.quick else STRATEGIES:
-        command = [context.ftreg, "train", "--quiet", "--strategy", strategy, "--base", str(base), "--dataset", "builtin:support", "--name", strategy,
-                   "--max-steps", str(steps), "--batch-size", "2", "--grad-accum", "1", "--eval-split", "0", "--logging-steps", "1000"]
+        command = context.train_command(strategy, strategy, steps, "--base", str(base), "--grad-accum", "1", "--logging-steps", "1000")
         peaks[strategy] = peak_of(command, context.env(home))
     full = peaks["full-fp16"][1]
     ratio = peaks["lora8bit"][1] / full

@@ -46,12 +46,6 @@ def start_server(ftreg: str, env: dict, options: list[str]) -> tuple[subprocess.
     raise RuntimeError("the server did not start")
 
 
-def train_adapters(ftreg: str, env: dict, names: tuple[str, ...], base: list[str]) -> None:
-    for name in names:
-        subprocess.run([ftreg, "train", "--quiet", "--strategy", "lora8bit", "-o", "r=8", "--dataset", "builtin:support", "--name", name,
-                        "--max-steps", "1", "--batch-size", "2", "--eval-split", "0", *base], env=env, stdout=subprocess.DEVNULL, check=True)
-
-
 def swap_requests(client: object, refs: list[str], swaps: int) -> tuple[list[float], list[float]]:
     """Latencies of requests that must load their adapter (one resident at a time), and of the same
     request repeated at once, resident."""
@@ -168,7 +162,7 @@ def run(context: Context) -> Section:
     requests, concurrency = (16, 8) if context.quick else (240, 8)
     home = context.home("serving")
     env = context.env(home)
-    train_adapters(context.ftreg, env, ADAPTERS[:2] if context.quick else ADAPTERS, [])
+    context.train_adapters(home, ADAPTERS[:2] if context.quick else ADAPTERS)
     swap_targets, swap_rows = swaps(context, env, swaps_per_base)
     load_targets, load_rows = load_test(context, env, requests, concurrency)
     return Section(

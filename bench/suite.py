@@ -140,13 +140,22 @@ class Context:
 
         return self.shared("embedded-base", publish)
 
+    def train_command(self, strategy: str, name: str, steps: int, *extra: str) -> list[str]:
+        """`ftreg train`, quiet, of ``strategy`` on the bundled support data for ``steps`` steps of batch 2, publishing ``name``."""
+        return [self.ftreg, "train", "--quiet", "--strategy", strategy, "--dataset", "builtin:support", "--name", name,
+                "--max-steps", str(steps), "--batch-size", "2", "--eval-split", "0", *extra]
+
+    def train_adapters(self, home: Path, names: tuple[str, ...], *extra: str) -> None:
+        """One-step r=8 lora8bit adapters named ``names`` in ``home``."""
+        for name in names:
+            run_checked(self.train_command("lora8bit", name, 1, "-o", "r=8", *extra), self.env(home))
+
     def support_adapter(self) -> Path:
         """A registry home holding the embedded base and ``support-v1``, a two-step lora8bit adapter on the support data."""
 
         def train() -> Path:
             home = self.home("adapter")
-            run_checked([self.ftreg, "train", "--quiet", "--strategy", "lora8bit", "--dataset", "builtin:support", "--name", "support",
-                         "--max-steps", "2", "--eval-split", "0"], self.env(home))
+            run_checked(self.train_command("lora8bit", "support", 2), self.env(home))
             return home
 
         return self.shared("support-adapter", train)
@@ -156,9 +165,7 @@ class Context:
 
         def train() -> Path:
             home = self.home("big-adapters")
-            for name in ("big-a", "big-b"):
-                run_checked([self.ftreg, "train", "--quiet", "--strategy", "lora8bit", "-o", "r=8", "--dataset", "builtin:support", "--name", name,
-                             "--max-steps", "1", "--batch-size", "2", "--eval-split", "0", "--base", str(self.big_base())], self.env(home))
+            self.train_adapters(home, ("big-a", "big-b"), "--base", str(self.big_base()))
             return home
 
         return self.shared("big-adapters", train)
