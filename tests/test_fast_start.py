@@ -33,13 +33,12 @@ def _imported(*args) -> tuple[subprocess.CompletedProcess, list[str]]:
 
 
 @pytest.mark.slow
-def test_generating_with_an_adapter_loads_peft_but_never_bitsandbytes(support_adapter):
-    result, heavy = _imported("generate", "--adapter", "support", "--greedy", "--max-new-tokens", "4", "How do I return an item?")
-    assert result.returncode == 0, result.stderr
-    assert "peft" in heavy and "bitsandbytes" not in heavy, heavy
-    result, heavy = _imported("generate", "--base", "tiny-gpt2", "--greedy", "--max-new-tokens", "4", "Hello")
-    assert result.returncode == 0, result.stderr
-    assert "transformers" in heavy and not {"peft", "bitsandbytes"} & set(heavy), heavy
+def test_generate_runs_on_torch_alone(support_adapter):
+    """transformers, peft and bitsandbytes cost seconds to import; a GPT-2 and its LoRA adapter need none of them."""
+    for args in (["--adapter", "support"], ["--base", "tiny-gpt2"]):
+        result, heavy = _imported("generate", *args, "--greedy", "--max-new-tokens", "4", "How do I return an item?")
+        assert result.returncode == 0 and result.stdout.split("HEAVY=")[0].strip(), result.stderr
+        assert heavy == ["torch"], (args, heavy)
 
 
 @pytest.mark.parametrize(
