@@ -92,15 +92,21 @@ def runs(*, registry: Registry | None = None) -> list[Run]:
     return list_runs(_registry(registry))
 
 
-def load(adapter: str | Entry | None = None, *, base: str | None = None, prompt_format: str | None = None, registry: Registry | None = None) -> Composed:
+def load(
+    adapter: str | Entry | None = None, *, base: str | None = None, prompt_format: str | None = None, lean: bool = False, registry: Registry | None = None
+) -> Composed:
     """A model ready to ``.generate(prompt)``: ``adapter`` on its recorded base (or on ``base``), or ``base`` alone.
 
     Files are checked against their recorded hashes, and an adapter's recorded base fingerprint
     against the base, before any weights load. Prompts are rendered as the adapter's training data
     was (see `prompter`); ``prompt_format`` names a dataset format to render them with instead.
+
+    ``lean`` runs a plain GPT-2 (and LoRA adapter) with torch alone where that computes the same
+    answers, without importing transformers or peft: for a script that loads once, answers and
+    exits. Its ``.model`` is then not a transformers model, and it completes one prompt at a time.
     """
     ref = adapter.ref if isinstance(adapter, Entry) else adapter
-    return compose(_registry(registry), adapter=ref, base=base, prompt_format=prompt_format)
+    return compose(_registry(registry), adapter=ref, base=base, prompt_format=prompt_format, lean=lean)
 
 
 def prompter(adapter: str | Entry | None = None, *, base: str | None = None, prompt_format: str | None = None, registry: Registry | None = None) -> Prompter:

@@ -681,7 +681,8 @@ def generate(
             prompter.segments(**request)
         except FtregError as error:
             raise (FtregError(f"{messages}: {error}") if dialogue is not None else error) from None
-    composed = ftreg.load(adapter, base=base, prompt_format=prompt_format, registry=registry)
+    # One model, a few answers, then exit: most of a transformers load would be spent importing it.
+    composed = ftreg.load(adapter, base=base, prompt_format=prompt_format, lean=True, registry=registry)
     results = []
     for number, request in enumerate(requests, start=1):
         shown = request["prompt"] if dialogue is None else dialogue[-1]["content"]

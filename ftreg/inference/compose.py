@@ -126,19 +126,46 @@ class Completion:
     finish_reason: str  # "stop" (end of text or a stop string) or "length" (max_new_tokens reached)
 
 
-def compose(registry: Registry, adapter: str | None = None, base: str | None = None, prompt_format: str | None = None) -> Composed:
+class LeanComposed(Composed):
+    """A `Composed` over `lean.LeanGPT2` (torch alone): one completion of one prompt at a time, no streaming."""
+
+    def complete(
+        self, ids: list[int], options: GenerationOptions = GenerationOptions(), n: int = 1, stop: tuple[str, ...] = (), streamer: Any = None, cancel: Any = None
+    ) -> list[Completion]:
+        import torch
+
+        from ftreg.inference.lean import chooser
+
+        if n != 1 or streamer is not None or cancel is not None:
+            raise FtregError("a lean model gives one completion at a time and does not stream; load it without `lean`")
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+        choose = chooser(options.greedy, options.temperature, options.top_k, options.top_p, options.repetition_penalty)
+        return [self.completion(self.model.generate(ids, options.max_new_tokens, choose), options, stop)]
+
+
+def compose(registry: Registry, adapter: str | None = None, base: str | None = None, prompt_format: str | None = None, lean: bool = False) -> Composed:
     """Load ``adapter`` onto its recorded base (or ``base``), or ``base`` alone.
 
     ``prompt_format`` names a dataset format to render prompts with; by default an adapter's
     recorded format, template and system prompt are used, and a bare base gets the prompt as it is.
+    ``lean`` runs a plain GPT-2 and LoRA adapter with torch alone (`ftreg.inference.lean`), seconds
+    faster to load, where it computes what transformers and peft would; other models load as usual.
     """
     prompts = prompter(registry, adapter, base, prompt_format)
     entry, resolved = checked_parts(registry, adapter, base)
+    description = f"{entry.ref} on {resolved.ref}" if entry is not None else resolved.ref
+    encoder = load_encoder(resolved.path)
+    if lean:
+        from ftreg.inference import lean as lean_gpt2
+
+        lean_model = lean_gpt2.load(resolved.path, entry.path if entry is not None else None)
+        if lean_model is not None:
+            return LeanComposed(lean_model, encoder, prompts, description, encoder)
     model, tokenizer = assemble(resolved.path, entry.path if entry is not None else None)
     if entry is not None:
         check_adapter_keys(model, entry)
-    description = f"{entry.ref} on {resolved.ref}" if entry is not None else resolved.ref
-    return Composed(model, tokenizer, prompts, description, load_encoder(resolved.path))
+    return Composed(model, tokenizer, prompts, description, encoder)
 
 
 def assemble(base: Path, adapter: Path | None = None) -> tuple[Any, Any]:
