@@ -155,6 +155,10 @@ def load(base: Path, adapter: Path | None = None) -> LeanGPT2 | None:
     generation = _read_json(base / "generation_config.json") if (base / "generation_config.json").is_file() else {}
     if config is None or generation is None or not (base / "model.safetensors").is_file() or not _plain_gpt2(config, generation):
         return None
+    # Completions are decoded with the `tokenizers` backend alone, which never tidies spaces before
+    # punctuation; a tokenizer configured to would decode differently through transformers.
+    if (_read_json(base / "tokenizer_config.json") or {}).get("clean_up_tokenization_spaces"):
+        return None
     lora_config = _read_json(adapter / "adapter_config.json") if adapter is not None else {}
     if lora_config is None or (adapter is not None and not (_plain_lora(lora_config) and (adapter / "adapter_model.safetensors").is_file())):
         return None
