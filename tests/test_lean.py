@@ -78,6 +78,9 @@ def test_the_hubs_original_gpt2_layout_loads(tmp_path):
         lambda base, adapter: _edit_json(base / "generation_config.json", no_repeat_ngram_size=3),
         lambda base, adapter: (base / "model.safetensors").unlink(),
         lambda base, adapter: _edit_json(base / "tokenizer_config.json", clean_up_tokenization_spaces=True),
+        lambda base, adapter: (base / "generation_config.json").unlink(),  # config.json's decoding settings would apply
+        lambda base, adapter: _edit_json(base / "generation_config.json", eos_token_id=[1, 2]),
+        lambda base, adapter: _edit_json(adapter / "adapter_config.json", init_lora_weights="pissa"),
         lambda base, adapter: _edit_json(adapter / "adapter_config.json", use_dora=True),
         lambda base, adapter: _edit_json(adapter / "adapter_config.json", target_modules=["c_attn"]),  # the file holds more than that
         lambda base, adapter: _edit_json(adapter / "adapter_config.json", target_modules="c_attn|c_fc"),

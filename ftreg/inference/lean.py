@@ -36,7 +36,7 @@ _PLAIN_GPT2 = {
     "reorder_and_upcast_attn": False,
 }
 _ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu")
-_INERT_GENERATION_KEYS = {"_from_model_config", "bos_token_id", "eos_token_id", "pad_token_id", "transformers_version", "use_cache", "output_attentions", "output_hidden_states"}
+_INERT_GENERATION_KEYS = {"_from_model_config", "bos_token_id", "eos_token_id", "pad_token_id", "transformers_version", "use_cache", "output_hidden_states"}
 # Keys of adapter_config.json that change what a LoRA adapter computes beyond r, alpha and its A and
 # B matrices; an adapter that sets any of them goes through peft.
 _LORA_VARIANTS = (
@@ -45,7 +45,7 @@ _LORA_VARIANTS = (
     *("rank_pattern", "alpha_pattern"),
 )
 _CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
-_LORA_KEY = re.compile(r"base_model\.model\.(?:transformer\.)?(h\.\d+\.(?:attn|mlp)\.c_(?:attn|proj|fc))\.lora_([AB])\.weight")
+_LORA_KEY = re.compile(r"base_model\.model\.transformer\.(h\.\d+\.(?:attn|mlp)\.c_(?:attn|proj|fc))\.lora_([AB])\.weight")
 
 
 @dataclass
@@ -152,7 +152,8 @@ def load(base: Path, adapter: Path | None = None) -> LeanGPT2 | None:
     compute exactly what transformers and peft do: another architecture, a LoRA variant, sharded or
     half-precision weights, or an adapter that does not fit the base (peft then says how)."""
     config = _read_json(base / "config.json")
-    generation = _read_json(base / "generation_config.json") if (base / "generation_config.json").is_file() else {}
+    # Without generation_config.json transformers takes decoding settings from config.json.
+    generation = _read_json(base / "generation_config.json")
     if config is None or generation is None or not (base / "model.safetensors").is_file() or not _plain_gpt2(config, generation):
         return None
     # Completions are decoded with the `tokenizers` backend alone, which never tidies spaces before
@@ -165,28 +166,36 @@ def load(base: Path, adapter: Path | None = None) -> LeanGPT2 | None:
 
     # Checkpoints saved by transformers prefix their keys with "transformer."; the Hub's original gpt2 does not.
     weights = {key.removeprefix("transformer."): tensor for key, tensor in load_file(base / "model.safetensors").items()}
-    if any(tensor.dtype != torch.float32 for tensor in weights.values()):
+    if any(tensor.dtype != torch.float32 for tensor in weights.values()) or (not config.get("tie_word_embeddings", True) and "lm_head.weight" not in weights):
         return None
+    if config.get("tie_word_embeddings", True):
+        weights.pop("lm_head.weight", None)  # transformers ties the head to the embeddings whatever the file holds
     lora = _lora_updates(load_file(adapter / "adapter_model.safetensors"), lora_config, weights, config["n_layer"]) if adapter is not None else {}
     if lora is None:
         return None
     eos = generation.get("eos_token_id", config.get("eos_token_id"))
-    return LeanGPT2(config, weights, lora, eos if isinstance(eos, int) else None)
+    if eos is not None and not isinstance(eos, int):  # several end tokens
+        return None
+    return LeanGPT2(config, weights, lora, eos)
 
 
 def _plain_gpt2(config: dict, generation: dict) -> bool:
     return (
-        all(config.get(key, plain) == plain for key, plain in _PLAIN_GPT2.items())
+        all(key in config for key in ("n_head", "n_layer", "n_positions", "layer_norm_epsilon"))
+        and all(config.get(key, plain) == plain for key, plain in _PLAIN_GPT2.items())
         and config.get("activation_function", "gelu_new") in _ACTIVATIONS
         and config.get("dtype", config.get("torch_dtype", "float32")) == "float32"
-        and set(generation) <= _INERT_GENERATION_KEYS
+        and set(generation) <= _INERT_GENERATION_KEYS | {"output_attentions"}
+        and not generation.get("output_attentions") and not config.get("output_attentions")  # attention weights need the eager path
     )
 
 
 def _plain_lora(config: dict) -> bool:
     variants = [key for key in _LORA_VARIANTS if config.get(key)]
-    others = [key for key, value in config.items() if key.endswith("_config") and key != "loftq_config" and value]  # eva, corda, arrow...
-    return config.get("peft_type") == "LORA" and config.get("bias", "none") == "none" and not variants and not others
+    others = [key for key, value in config.items() if key.endswith("_config") and value]  # eva, corda, loftq, arrow...
+    # PiSSA, OLoRA, LoftQ and the like rewrite the base weights when peft loads the adapter.
+    plain_init = config.get("init_lora_weights", True) in (True, False, "gaussian")
+    return config.get("peft_type") == "LORA" and config.get("bias", "none") == "none" and plain_init and not variants and not others
 
 
 def _lora_updates(tensors: dict[str, Any], config: dict, weights: dict[str, Any], layers: int) -> dict[str, Lora] | None:
@@ -197,6 +206,8 @@ def _lora_updates(tensors: dict[str, Any], config: dict, weights: dict[str, Any]
         return None
     modules = [f"h.{layer}.{name}" for layer in range(layers) for name in _CONV1D]
     expected = {module for module in modules if any(module == target or module.endswith(f".{target}") for target in targets)}
+    if not expected:  # peft refuses an adapter that targets nothing
+        return None
     pairs: dict[str, dict[str, Any]] = {}
     for key, tensor in tensors.items():
         match = _LORA_KEY.fullmatch(key)
@@ -208,9 +219,9 @@ def _lora_updates(tensors: dict[str, Any], config: dict, weights: dict[str, Any]
     r, alpha = config["r"], config["lora_alpha"]
     for module, pair in pairs.items():
         fan_in, fan_out = weights[f"{module}.weight"].shape
-        if pair["A"].shape != (r, fan_in) or pair["B"].shape != (fan_out, r):
+        if pair["A"].shape != (r, fan_in) or pair["B"].shape != (fan_out, r) or {pair["A"].dtype, pair["B"].dtype} != {torch.float32}:
             return None
-    scale = alpha / r**0.5 if config.get("use_rslora") else alpha / r
+    scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
     return {module: Lora(pair["A"], pair["B"], scale) for module, pair in pairs.items()}
 
 
