@@ -3,7 +3,7 @@
 import torch
 
 from ftreg.datasets.encoding import IGNORE_INDEX
-from ftreg.engines.batching import packing_collator, split_packed, step_budget
+from ftreg.engines.batching import model_inputs, packing_collator, split_packed, step_budget
 
 
 def test_packed_logits_equal_per_example_logits(embedded_base):
@@ -63,3 +63,31 @@ def test_a_step_in_token_budgeted_parts_learns_what_accumulated_micro_batches_le
     accumulated = gradient([rows[i : i + 2] for i in range(0, 8, 2)])  # 4 forward passes of 2 examples
     assert len(split_packed(collate(rows), step_budget(batch_size=2, max_length=256))) == 2
     torch.testing.assert_close(gradient([rows]), accumulated, atol=1e-5, rtol=1e-4)
+
+
+def test_model_inputs_project_only_labelled_positions_in_recurring_shapes_and_learn_the_same(embedded_base):
+    """The vocabulary projection is skipped at prompt positions and lengths are rounded up to a
+    multiple of 32: what trains must not change."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    examples = [torch.randint(10, 8000, (n,)).tolist() for n in (40, 65, 30)]
+    # Each example's first tokens are a prompt that carries no loss, as instruction data has.
+    rows = [{"input_ids": ids, "labels": [IGNORE_INDEX] * 20 + ids[20:]} for ids in examples]
+    packed = packing_collator()(rows)
+    targets = int((packed["labels"] != IGNORE_INDEX).sum())  # 75, in a row of 135 tokens
+
+    def loss_and_gradient(batch):
+        model = AutoModelForCausalLM.from_pretrained(embedded_base.path)
+        model.config.use_cache = False
+        output = model(**batch, num_items_in_batch=targets)
+        output.loss.backward()
+        return output, torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    inputs = model_inputs(packed, quantum=32)
+    assert inputs["input_ids"].shape[1] == 160 and inputs["logits_to_keep"].shape == (96,)
+    everywhere, gradient = loss_and_gradient(packed)
+    labelled, labelled_gradient = loss_and_gradient(inputs)
+    assert labelled.logits.shape[1] == 96 < everywhere.logits.shape[1]
+    torch.testing.assert_close(labelled.loss, everywhere.loss, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(labelled_gradient, gradient, atol=1e-6, rtol=1e-4)

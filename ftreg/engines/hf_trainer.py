@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftreg.contract import TrainJob, TrainSpec
-from ftreg.engines.batching import packed_training, packing_collator, split_packed, step_budget, to_dataset
+from ftreg.engines.batching import model_inputs, packed_training, packing_collator, split_packed, step_budget, to_dataset
 from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.metrics import finish_metrics, write_loss_log
 from ftreg.files import replace_directory
@@ -137,6 +137,9 @@ def _step_trainer(trainer_class: Any, token_budget: int) -> Any:
                 return super().evaluate(*args, **kwargs)
             finally:
                 self.evaluation_s += time.perf_counter() - started
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            return super().compute_loss(model, model_inputs(inputs), *args, **kwargs)
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             parts = split_packed(inputs, token_budget)

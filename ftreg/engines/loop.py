@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftreg.contract import IGNORE_INDEX, EncodedExample, TrainSpec
-from ftreg.engines.batching import micro_batches, packing_collator, split_packed, step_budget
+from ftreg.engines.batching import micro_batches, model_inputs, packing_collator, split_packed, step_budget
 from ftreg.engines.checkpoints import prune_checkpoints, seal_checkpoint
 from ftreg.engines.optim import adamw, total_steps
 from ftreg.files import atomic_directory
@@ -84,7 +84,7 @@ def train_loop(
         for part in split_packed(packed, budget):
             # Each part's summed token loss over the step's target count: the step's loss is the mean over all its tokens.
             with half_precision:
-                loss = model(**part, num_items_in_batch=targets).loss
+                loss = model(**model_inputs(part), num_items_in_batch=targets).loss
             loss.backward()
             step_loss += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
@@ -172,7 +172,7 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[LoopResul
 
 def _loss(model, collate, batch: list[EncodedExample]):
     packed = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in batch])
-    return model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], labels=packed["labels"]).loss
+    return model(**model_inputs(packed)).loss
 
 
 def evaluate(model, collate, examples: list[EncodedExample], batch_size: int) -> float:
