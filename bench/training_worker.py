@@ -113,10 +113,11 @@ def trainer_run(model: Any, examples: list[Any], held_out: list[Any], careful: b
 
 def bare_loop(model: Any, examples: list[Any], precision: str) -> float:
     """Seconds of a plain loop over ftreg's batches in ftreg's order (each step's examples packed and cut
-    into micro-batches by tokens), in the precision ftreg chose: no Trainer, no callbacks."""
+    into micro-batches by tokens, given to the model as ftreg gives them), in the precision ftreg chose:
+    no Trainer, no callbacks."""
     from transformers import get_linear_schedule_with_warmup
 
-    from ftreg.engines.batching import packed_training, packing_collator, split_packed, step_budget
+    from ftreg.engines.batching import model_inputs, packed_training, packing_collator, split_packed, step_budget
 
     collate = packing_collator()
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(SEED)).tolist()
@@ -134,7 +135,7 @@ def bare_loop(model: Any, examples: list[Any], precision: str) -> float:
             targets = (packed["labels"] != -100).sum()
             for part in split_packed(packed, step_budget(BATCH, MAX_LENGTH)):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    loss = model(**part, num_items_in_batch=targets).loss
+                    loss = model(**model_inputs(part), num_items_in_batch=targets).loss
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
