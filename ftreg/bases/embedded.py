@@ -276,7 +276,8 @@ def pretrain(recipe: BaseRecipe, out: Path, documents: tuple[str, ...], show_pro
     )
     model = GPT2LMHeadModel(config)
     sampler = torch.Generator().manual_seed(recipe.seed)
-    optimizer = adamw(model, recipe.learning_rate, weight_decay=0.1)
+    # The unfused update, as when the shipped weights were made: `--rebuild` reproduces them bit for bit.
+    optimizer = adamw(model, recipe.learning_rate, weight_decay=0.1, fused=False)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(recipe.warmup_steps, recipe.steps))
 
     def windows(data, count: int):
@@ -301,7 +302,7 @@ def pretrain(recipe: BaseRecipe, out: Path, documents: tuple[str, ...], show_pro
     train_loss = train_steps(recipe.steps, lambda: windows(train_data, recipe.batch_size), optimizer, scheduler, f"Pre-training {EMBEDDED_BASE_NAME}")
     if recipe.domain_steps:
         domain_data = token_stream([f"{pair['instruction']}\n{pair['response']}" for pair in domain_documents()])
-        optimizer = adamw(model, recipe.domain_learning_rate, weight_decay=0.1)
+        optimizer = adamw(model, recipe.domain_learning_rate, weight_decay=0.1, fused=False)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(recipe.warmup_steps, recipe.domain_steps))
         half = recipe.batch_size // 2
         train_loss = train_steps(
