@@ -113,8 +113,8 @@ def trainer_run(model: Any, examples: list[Any], held_out: list[Any], careful: b
 
 def bare_loop(model: Any, examples: list[Any], precision: str) -> float:
     """Seconds of a plain loop over ftreg's batches in ftreg's order (each step's examples packed and cut
-    into micro-batches by tokens, given to the model as ftreg gives them), in the precision ftreg chose:
-    no Trainer, no callbacks."""
+    into micro-batches by tokens, given to the model as ftreg gives them), in the precision ftreg chose,
+    with the fused AdamW ftreg updates with: no Trainer, no callbacks."""
     from transformers import get_linear_schedule_with_warmup
 
     from ftreg.engines.batching import model_inputs, packed_training, packing_collator, split_packed, step_budget
@@ -124,7 +124,7 @@ def bare_loop(model: Any, examples: list[Any], precision: str) -> float:
     steps = [[{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in order[start:start + BATCH * ACCUM]]
              for start in range(0, len(order), BATCH * ACCUM)]
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=0.0, fused=True)
     schedule = get_linear_schedule_with_warmup(optimizer, 0, len(steps))
     model.train()
     model.config.use_cache = False
