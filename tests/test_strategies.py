@@ -7,6 +7,7 @@ import pytest
 
 from conftest import write_json
 from ftreg import plugins
+from ftreg.engines import optim
 from ftreg.engines.precision import native_half_precisions
 from test_train_generate import PAIRS
 
@@ -135,19 +136,17 @@ def test_training_time_and_tokens_per_second_leave_evaluations_out(strategy, cli
     assert metrics["train_tokens_per_s"] > 0
 
 
-def test_every_engine_updates_with_fused_adamw(embedded_base):
-    """One kernel per tensor rather than a dozen passes over every weight: on two CPU cores a
-    GPT-2-124M update takes 0.1 s instead of 0.6 (see BENCHMARKS.md). Checked on the optimizers
-    the engines really build, so a transformers that ignored the setting on CPU would fail here."""
-    import torch
-    from transformers import AutoModelForCausalLM, Trainer
+def test_the_scratch_loop_updates_with_fused_adamw(cli_run, embedded_base, registry, dataset, monkeypatch):
+    """One kernel per tensor rather than a dozen passes over every weight, as the Trainer's default
+    AdamW is from torch 2.8 on; checked on the optimizer the loop really builds."""
+    from ftreg.engines import loop
 
-    from ftreg.contract import TrainSpec
-    from ftreg.engines.hf_trainer import training_arguments
-    from ftreg.engines.optim import adamw
+    built = []
 
-    model = AutoModelForCausalLM.from_pretrained(embedded_base.path, dtype=torch.float32)
-    spec = TrainSpec(strategy="full-fp16", dataset="builtin:support", name="fused", precision="fp32")
-    trainer = Trainer(model=model, args=training_arguments(spec, "unused", show_progress=False, checkpoints=False, evaluates=False))
-    assert trainer.create_optimizer().defaults["fused"] is True
-    assert adamw(model, 1e-3, 0.1).defaults["fused"] is True
+    def recording_adamw(*args, **kwargs):
+        built.append(optim.adamw(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(loop, "adamw", recording_adamw)
+    _train(cli_run, "--strategy", "scratch", "--dataset", dataset, "--name", "fused", *QUICK)
+    assert [optimizer.defaults["fused"] for optimizer in built] == [True]

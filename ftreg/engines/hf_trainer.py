@@ -40,9 +40,6 @@ def training_arguments(spec: TrainSpec, output_dir: str, show_progress: bool, ch
         max_steps=spec.max_steps,
         lr_scheduler_type=spec.lr_scheduler,
         bf16=spec.precision == "bf16",  # autocast: fp32 weights and optimizer, half-precision matmuls
-        # One kernel per tensor rather than a dozen passes over every weight (see optim.adamw); MPS
-        # has no fused AdamW before torch 2.5.
-        optim="adamw_torch" if torch.backends.mps.is_available() else "adamw_torch_fused",
         fp16=spec.precision == "fp16",
         warmup_steps=spec.warmup_steps,
         max_grad_norm=spec.max_grad_norm,

@@ -155,6 +155,8 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[LoopResul
     from safetensors.torch import load_file, load_model
 
     load_model(model, str(path / "model.safetensors"))
+    # The saved groups' settings come back with their state, `fused` included: a run checkpointed
+    # before the loop fused its AdamW resumes with the update it started with.
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     rng = load_file(str(path / "rng.safetensors"))
