@@ -1,9 +1,11 @@
 """Packed batches must compute exactly what separate examples compute."""
 
+import contextlib
+
 import torch
 
 from ftreg.datasets.encoding import IGNORE_INDEX
-from ftreg.engines.batching import model_inputs, packing_collator, split_packed, step_budget
+from ftreg.engines.batching import model_inputs, packed_training, packing_collator, split_packed, step_budget
 
 
 def test_packed_logits_equal_per_example_logits(embedded_base):
@@ -91,3 +93,49 @@ def test_model_inputs_project_only_labelled_positions_in_recurring_shapes_and_le
     assert labelled.logits.shape[1] == 96 < everywhere.logits.shape[1]
     torch.testing.assert_close(labelled.loss, everywhere.loss, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(labelled_gradient, gradient, atol=1e-6, rtol=1e-4)
+
+
+def _tiny_gpt2(**config: object):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    settings = {"n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 500, "n_positions": 128, "attn_pdrop": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0}
+    model = GPT2LMHeadModel(GPT2Config(**{**settings, **config}))
+    model.config.use_cache = False
+    return model
+
+
+def test_packed_attention_computes_what_the_row_wide_mask_computes():
+    """In training, a packed row's attention runs example by example (`packed_attention`) rather
+    than as one masked attention over the row: logits, loss and gradients must not change, for
+    examples of every length down to one token and the filler that rounds the row's length."""
+    torch.manual_seed(1)
+    examples = [torch.randint(5, 500, (n,)).tolist() for n in (37, 1, 64, 9, 23)]
+    inputs = model_inputs(packing_collator()([{"input_ids": ids, "labels": ids} for ids in examples]), quantum=32)
+
+    def forward_backward(packed: bool):
+        model = _tiny_gpt2(scale_attn_by_inverse_layer_idx=True)  # a scale other than sdpa's default
+        context = packed_training(model) if packed else contextlib.nullcontext()
+        with context:
+            output = model(**inputs)
+        output.loss.backward()
+        return output, torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    masked, masked_gradient = forward_backward(packed=False)
+    per_example, per_example_gradient = forward_backward(packed=True)
+    torch.testing.assert_close(per_example.logits, masked.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_example.loss, masked.loss)
+    torch.testing.assert_close(per_example_gradient, masked_gradient, atol=1e-6, rtol=1e-4)
+
+
+def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
+    from peft import LoraConfig, get_peft_model
+
+    for model in (_tiny_gpt2(), get_peft_model(_tiny_gpt2(), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))):
+        config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+        with packed_training(model):
+            assert config._attn_implementation == "ftreg_packed"
+        assert config._attn_implementation == "sdpa"
+    eager = _tiny_gpt2(attn_implementation="eager")
+    with packed_training(eager):  # only sdpa's row-wide mask is replaced
+        assert eager.config._attn_implementation == "eager"
