@@ -2,6 +2,7 @@
 
 import contextlib
 
+import pytest
 import torch
 
 from ftreg.datasets.encoding import IGNORE_INDEX
@@ -105,13 +106,20 @@ def _tiny_gpt2(**config: object):
     return model
 
 
-def test_packed_attention_computes_what_the_row_wide_mask_computes():
+@pytest.mark.parametrize(
+    ("lengths", "computed"),
+    [((37, 1, 64, 9, 23), "examples"), ((100, 1, 2, 1, 3), "row")],  # one long example: the row is cheaper
+)
+def test_packed_attention_computes_what_the_row_wide_mask_computes(lengths, computed):
     """In training, a packed row's attention runs example by example (`packed_attention`) rather
     than as one masked attention over the row: logits, loss and gradients must not change, for
     examples of every length down to one token and the filler that rounds the row's length."""
+    from ftreg.engines.packed_attention import _plan
+
     torch.manual_seed(1)
-    examples = [torch.randint(5, 500, (n,)).tolist() for n in (37, 1, 64, 9, 23)]
+    examples = [torch.randint(5, 500, (n,)).tolist() for n in lengths]
     inputs = model_inputs(packing_collator()([{"input_ids": ids, "labels": ids} for ids in examples]), quantum=32)
+    assert _plan(inputs["position_ids"])[0] == computed
 
     def forward_backward(packed: bool):
         model = _tiny_gpt2(scale_attn_by_inverse_layer_idx=True)  # a scale other than sdpa's default
@@ -129,12 +137,18 @@ def test_packed_attention_computes_what_the_row_wide_mask_computes():
 
 
 def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
+    import transformers
+    from packaging.version import Version
     from peft import LoraConfig, get_peft_model
 
+    from ftreg.engines.packed_attention import FIRST_TRANSFORMERS
+
+    # Older releases do not give the attention function what it needs: they keep sdpa's mask.
+    expected = "ftreg_packed" if Version(transformers.__version__) >= Version(FIRST_TRANSFORMERS) else "sdpa"
     for model in (_tiny_gpt2(), get_peft_model(_tiny_gpt2(), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))):
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
         with packed_training(model):
-            assert config._attn_implementation == "ftreg_packed"
+            assert config._attn_implementation == expected
         assert config._attn_implementation == "sdpa"
     eager = _tiny_gpt2(attn_implementation="eager")
     with packed_training(eager):  # only sdpa's row-wide mask is replaced

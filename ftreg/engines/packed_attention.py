@@ -10,8 +10,11 @@ CPU, drawing the dropout masks alone a sixth.
 `packed_attention` gathers each example's queries, keys and values into a batch of examples
 padded to the longest, and runs the same `scaled_dot_product_attention` with `is_causal=True`:
 a causal query never reaches the padding after its example, and the padded queries' outputs are
-dropped, so they get no gradient. The result equals the masked computation (tests/test_packing.py).
-With no mask to build, transformers skips making one.
+dropped, so they get no gradient. Where one long example would make that batch bigger than the
+row's T x T (one 256-token example among short ones), it computes the row under its block-diagonal
+mask, as `sdpa` did. Either way the result equals the masked computation (tests/test_packing.py);
+with attention dropout, equal in distribution (the masks drawn differ). With no mask to build,
+transformers skips making one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from contextlib import contextmanager
 from typing import Any
 
 NAME = "ftreg_packed"
+# GPT-2 hands the attention function its position_ids from transformers 5.2 and its scaling
+# from 5.4; before, the function could not find the examples, and transformers would build no mask.
+FIRST_TRANSFORMERS = "5.4"
+
+_last_plan: tuple[Any, tuple[Any, ...]] | None = None  # every layer of a forward pass gets the same position_ids
 
 
 def packed_attention(
@@ -28,41 +36,68 @@ def packed_attention(
 ) -> tuple[Any, None]:
     """transformers' attention-function signature: ``query``, ``key`` and ``value`` are
     [1, heads, T, head_dim] for one packed row; returns [1, T, heads, head_dim]."""
-    import torch
     import torch.nn.functional as F
 
     position_ids = kwargs.get("position_ids")
     assert attention_mask is None and position_ids is not None and query.shape[0] == 1, "packed_attention takes one packed row"
-    length = query.shape[2]
-    starts = (position_ids[0] == 0).nonzero().flatten()
-    lengths = torch.diff(starts, append=starts.new_tensor([length]))
-    offsets = torch.arange(int(lengths.max()), device=query.device)
-    # Rows of the examples' token indices; past an example's end they repeat the row's last index,
-    # which only the dropped padded queries can see.
-    index = (starts[:, None] + offsets).clamp(max=length - 1)
-    real = offsets < lengths[:, None]
+    plan = _plan(position_ids)
+    if plan[0] == "row":
+        output = F.scaled_dot_product_attention(query, key, value, attn_mask=plan[1], dropout_p=dropout, scale=scaling)
+        return output.transpose(1, 2), None
+    _, index, real_positions = plan
 
     def per_example(states: Any) -> Any:
         return states[0][:, index].transpose(0, 1)  # [examples, heads, longest, head_dim]
 
     output = F.scaled_dot_product_attention(per_example(query), per_example(key), per_example(value), dropout_p=dropout, is_causal=True, scale=scaling)
-    return output.transpose(1, 2)[real].unsqueeze(0), None  # back in the row's token order
+    # [examples x longest, heads, head_dim], of which the real tokens, in the row's order
+    return output.transpose(1, 2).flatten(0, 1)[real_positions].unsqueeze(0), None
+
+
+def _plan(position_ids: Any) -> tuple[Any, ...]:
+    """How to compute a row's attention, worked out once per forward pass: on a GPU each of
+    these steps waits for the device."""
+    global _last_plan
+    if _last_plan is not None and _last_plan[0] is position_ids:
+        return _last_plan[1]
+    import torch
+
+    length = position_ids.shape[1]
+    starts = (position_ids[0] == 0).nonzero().flatten()
+    lengths = torch.diff(starts, append=starts.new_tensor([length]))
+    longest = int(lengths.max())
+    plan: tuple[Any, ...]
+    if len(starts) * longest * longest > length * length:
+        example = (position_ids[0] == 0).cumsum(0)
+        causal = torch.ones(length, length, dtype=torch.bool, device=position_ids.device).tril()
+        plan = ("row", causal & (example[:, None] == example[None, :]))
+    else:
+        offsets = torch.arange(longest, device=position_ids.device)
+        # Rows of the examples' token indices; past an example's end they repeat the row's last
+        # index, which only the dropped padded queries can see.
+        real = offsets < lengths[:, None]
+        plan = ("examples", (starts[:, None] + offsets).clamp(max=length - 1), real.flatten().nonzero().flatten())
+    _last_plan = (position_ids, plan)
+    return plan
 
 
 @contextmanager
 def packed_attention_used(model: Any) -> Iterator[None]:
     """Compute ``model``'s attention with `packed_attention` for the while, if it is a GPT-2 that
-    uses `sdpa`. Other attention (flash-attention's own packed kernels on a GPU, eager, other
-    architectures with grouped or windowed attention) is left as it is."""
+    uses `sdpa` under transformers >= 5.4. Other attention (flash-attention's own packed kernels on
+    a GPU, eager, other architectures with grouped or windowed attention) is left as it is."""
+    global _last_plan
+    import transformers
+    from packaging.version import Version
+
     config = model.config
-    if config.model_type != "gpt2" or config._attn_implementation != "sdpa":
+    if config.model_type != "gpt2" or config._attn_implementation != "sdpa" or Version(transformers.__version__) < Version(FIRST_TRANSFORMERS):
         yield
         return
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(NAME, packed_attention)
+    transformers.AttentionInterface.register(NAME, packed_attention)
     config._attn_implementation = NAME
     try:
         yield
     finally:
         config._attn_implementation = "sdpa"
+        _last_plan = None  # let the last batch go
