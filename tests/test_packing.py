@@ -122,7 +122,8 @@ def test_packed_attention_computes_what_the_row_wide_mask_computes(lengths, comp
     assert _plan(inputs["position_ids"])[0] == computed
 
     def forward_backward(packed: bool):
-        model = _tiny_gpt2(scale_attn_by_inverse_layer_idx=True)  # a scale other than sdpa's default
+        # GPT-2's attention dropout, which packed attention is for; eval mode draws none, so both compute alike.
+        model = _tiny_gpt2(scale_attn_by_inverse_layer_idx=True, attn_pdrop=0.1).eval()  # and a scale other than sdpa's default
         context = packed_training(model) if packed else contextlib.nullcontext()
         with context:
             output = model(**inputs)
@@ -145,11 +146,14 @@ def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
 
     # Older releases do not give the attention function what it needs: they keep sdpa's mask.
     expected = "ftreg_packed" if Version(transformers.__version__) >= Version(FIRST_TRANSFORMERS) else "sdpa"
-    for model in (_tiny_gpt2(), get_peft_model(_tiny_gpt2(), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))):
+    for model in (_tiny_gpt2(attn_pdrop=0.1), get_peft_model(_tiny_gpt2(attn_pdrop=0.1), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))):
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
         with packed_training(model):
             assert config._attn_implementation == expected
         assert config._attn_implementation == "sdpa"
-    eager = _tiny_gpt2(attn_implementation="eager")
+    eager = _tiny_gpt2(attn_implementation="eager", attn_pdrop=0.1)
     with packed_training(eager):  # only sdpa's row-wide mask is replaced
         assert eager.config._attn_implementation == "eager"
+    no_dropout = _tiny_gpt2()  # as the embedded base: sdpa's masked kernel is as fast
+    with packed_training(no_dropout):
+        assert no_dropout.config._attn_implementation == "sdpa"
