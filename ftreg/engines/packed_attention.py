@@ -63,12 +63,13 @@ def _plan(position_ids: Any) -> tuple[Any, ...]:
     import torch
 
     length = position_ids.shape[1]
-    starts = (position_ids[0] == 0).nonzero().flatten()
+    begins = position_ids[0] == 0
+    starts = begins.nonzero().flatten()
     lengths = torch.diff(starts, append=starts.new_tensor([length]))
     longest = int(lengths.max())
     plan: tuple[Any, ...]
     if len(starts) * longest * longest > length * length:
-        example = (position_ids[0] == 0).cumsum(0)
+        example = begins.cumsum(0)
         causal = torch.ones(length, length, dtype=torch.bool, device=position_ids.device).tril()
         plan = ("row", causal & (example[:, None] == example[None, :]))
     else:
@@ -84,8 +85,9 @@ def _plan(position_ids: Any) -> tuple[Any, ...]:
 @contextmanager
 def packed_attention_used(model: Any) -> Iterator[None]:
     """Compute ``model``'s attention with `packed_attention` for the while, if it is a GPT-2 with
-    attention dropout that uses `sdpa` under transformers >= 5.4. Other attention (flash-attention's own packed kernels on
-    a GPU, eager, other architectures with grouped or windowed attention) is left as it is."""
+    attention dropout that uses `sdpa` under transformers >= 5.4. Other attention (flash-attention's
+    own packed kernels on a GPU, eager, other architectures with grouped or windowed attention) is
+    left as it is."""
     global _last_plan
     import transformers
     from packaging.version import Version
