@@ -137,6 +137,29 @@ def test_packed_attention_computes_what_the_row_wide_mask_computes(lengths, comp
     torch.testing.assert_close(per_example_gradient, masked_gradient, atol=1e-6, rtol=1e-4)
 
 
+def test_packed_attention_computes_in_fp32_under_cpu_autocast():
+    """On CPU, sdpa's bf16 kernels are slower than its fp32 ones at these sizes, and less exact:
+    under bf16 autocast a packed row's attention is computed in fp32 and handed back in bf16,
+    for either plan."""
+    import torch.nn.functional as F
+
+    from ftreg.engines.packed_attention import packed_attention
+
+    torch.manual_seed(2)
+    for lengths in ((37, 1, 64, 9, 23), (100, 1, 2, 1, 3)):
+        position_ids = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+        length = position_ids.shape[1]
+        query, key, value = (torch.randn(1, length, 4, 16).transpose(1, 2).bfloat16() for _ in range(3))
+        example = (position_ids[0] == 0).cumsum(0)
+        mask = (example[:, None] == example[None, :]) & torch.ones(length, length, dtype=torch.bool).tril()
+        exact = F.scaled_dot_product_attention(query.float(), key.float(), value.float(), attn_mask=mask).transpose(1, 2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output, _ = packed_attention(None, query, key, value, None, position_ids=position_ids)
+        assert output.dtype == torch.bfloat16
+        # fp32 attention rounded once to bf16, not bf16 arithmetic throughout
+        torch.testing.assert_close(output.float(), exact.bfloat16().float(), atol=1e-6, rtol=2**-8)
+
+
 def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
     import transformers
     from packaging.version import Version
@@ -146,7 +169,8 @@ def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
 
     # Older releases do not give the attention function what it needs: they keep sdpa's mask.
     expected = "ftreg_packed" if Version(transformers.__version__) >= Version(FIRST_TRANSFORMERS) else "sdpa"
-    for model in (_tiny_gpt2(attn_pdrop=0.1), get_peft_model(_tiny_gpt2(attn_pdrop=0.1), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))):
+    # With attention dropout or without (as the embedded base), plain or wrapped by peft.
+    for model in (_tiny_gpt2(attn_pdrop=0.1), _tiny_gpt2(), get_peft_model(_tiny_gpt2(), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))):
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
         with packed_training(model):
             assert config._attn_implementation == expected
@@ -154,6 +178,3 @@ def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
     eager = _tiny_gpt2(attn_implementation="eager", attn_pdrop=0.1)
     with packed_training(eager):  # only sdpa's row-wide mask is replaced
         assert eager.config._attn_implementation == "eager"
-    no_dropout = _tiny_gpt2()  # as the embedded base: sdpa's masked kernel is as fast
-    with packed_training(no_dropout):
-        assert no_dropout.config._attn_implementation == "sdpa"

@@ -15,8 +15,8 @@ def packing_collator() -> Any:
     """Padding-free batches: each batch's examples are concatenated into one row.
 
     Positions restart at 0 for every example, and with no attention mask and no KV cache,
-    transformers turns those position_ids into a block-diagonal causal mask (a GPT-2 with
-    attention dropout computes the same per example in training: `packed_attention`), so packed
+    transformers turns those position_ids into a block-diagonal causal mask (a GPT-2 computes the
+    same per example in training: `packed_attention`), so packed
     examples never attend to each other (tests/test_packing.py checks the logits). The first label of
     every example is IGNORE_INDEX, so no example learns to predict across a boundary.
     """
@@ -32,7 +32,7 @@ def packed_training(model: Any) -> Iterator[None]:
     Packed batches hold no padding, so the model is told it has no pad token for the while: its
     padding check (GPT-2's pad is its end-of-text token, which ends every packed example) would
     otherwise warn about padding there is not. The loss is named, since GPT-2's config names none.
-    A GPT-2 with attention dropout computes attention example by example (`packed_attention`).
+    A GPT-2 computes attention example by example (`packed_attention`).
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     pad_token_id = base.config.pad_token_id
