@@ -156,8 +156,8 @@ def test_packed_attention_computes_in_fp32_under_cpu_autocast():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             output, _ = packed_attention(None, query, key, value, None, position_ids=position_ids)
         assert output.dtype == torch.bfloat16
-        # fp32 attention rounded once to bf16, not bf16 arithmetic throughout
-        torch.testing.assert_close(output.float(), exact.bfloat16().float(), atol=1e-6, rtol=2**-8)
+        # fp32 attention rounded once to bf16 (within one bf16 step), not bf16 arithmetic throughout
+        torch.testing.assert_close(output.float(), exact.bfloat16().float(), atol=1e-6, rtol=2**-7)
 
 
 def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
