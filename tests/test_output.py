@@ -65,3 +65,34 @@ def test_verbose_lets_the_libraries_speak(dataset, tmp_path):
     # transformers' loading bar and info records, silenced by default, are back.
     assert "Loading weights" in verbose.stderr and "transformers" in verbose.stderr, verbose.stderr[-2000:]
     assert verbose.stderr.rstrip().splitlines()[-1].startswith("published v-v1")
+
+
+@pytest.mark.slow
+def test_bitsandbytes_is_loaded_without_fetching_a_kernel_from_the_hub():
+    """On CPUs with AVX512-BF16 bitsandbytes' import asks `kernels` for a 4-bit kernel from the
+    Hub: a network call, and a warning in every 8-bit training. ftreg trains in 8 bits offline."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("kernels")
+    probe = """
+import json, sys
+import kernels
+asked = []
+def get_kernel(*args, **kwargs):
+    asked.append(args)
+    raise RuntimeError("no kernel")
+kernels.get_kernel = get_kernel
+from ftreg.engines.quiet import bitsandbytes_noise_silenced
+with bitsandbytes_noise_silenced():
+    import bitsandbytes
+from bitsandbytes.functional import has_avx512bf16
+print(json.dumps({"asked": asked, "kernels_put_back": sys.modules["kernels"] is kernels, "avx512bf16": has_avx512bf16()}))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    if not seen["avx512bf16"]:
+        pytest.skip("bitsandbytes asks for the kernel only on CPUs with AVX512-BF16")
+    assert seen["asked"] == [], "bitsandbytes asked the Hub for a kernel"
+    assert seen["kernels_put_back"]

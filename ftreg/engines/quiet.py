@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -35,16 +36,37 @@ def peft_deprecations_silenced() -> Iterator[None]:
 @contextlib.contextmanager
 def bitsandbytes_noise_silenced() -> Iterator[None]:
     """bitsandbytes logs a cast warning on every CPU matmul (once is information, thousands are
-    noise) and, on CPUs with AVX512-BF16, a warning at import that an optional 4-bit kernel from
-    the Hub is missing (ftreg trains in 8 bits, offline). Load and train inside this block."""
+    noise). Load and train inside this block; bitsandbytes is imported on entering it, without
+    reaching for the Hub (`_import_bitsandbytes_offline`)."""
     bnb_logger = logging.getLogger("bitsandbytes")
     level = bnb_logger.level
     if not _everything:
         bnb_logger.setLevel(logging.ERROR)
     try:
+        _import_bitsandbytes_offline()
         yield
     finally:
         bnb_logger.setLevel(level)
+
+
+def _import_bitsandbytes_offline() -> None:
+    """On CPUs with AVX512-BF16, importing bitsandbytes fetches an optional 4-bit kernel from the
+    Hub through `kernels` (which transformers >= 5.25 installs): a network call at import, and a
+    warning when it fails or the Hub is offline. ftreg trains in 8 bits, so bitsandbytes is
+    imported with `kernels` out of reach and keeps its own CPU code, as where `kernels` is not
+    installed; `kernels` is put back for whoever else uses it."""
+    if "bitsandbytes" in sys.modules:
+        return
+    absent = object()
+    kernels = sys.modules.get("kernels", absent)
+    sys.modules["kernels"] = None  # type: ignore[assignment]  # `import kernels` raises ImportError
+    try:
+        import bitsandbytes  # noqa: F401
+    finally:
+        if kernels is absent:
+            del sys.modules["kernels"]
+        else:
+            sys.modules["kernels"] = kernels  # type: ignore[assignment]
 
 
 def no_loading_bars() -> None:
