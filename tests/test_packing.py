@@ -122,7 +122,7 @@ def test_packed_attention_computes_what_the_row_wide_mask_computes(lengths, comp
     assert _plan(inputs["position_ids"])[0] == computed
 
     def forward_backward(packed: bool):
-        # GPT-2's attention dropout, which packed attention is for; eval mode draws none, so both compute alike.
+        # With GPT-2's attention dropout; eval mode draws none, so both compute alike.
         model = _tiny_gpt2(scale_attn_by_inverse_layer_idx=True, attn_pdrop=0.1).eval()  # and a scale other than sdpa's default
         context = packed_training(model) if packed else contextlib.nullcontext()
         with context:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 NAME = "ftreg_packed"
@@ -44,13 +43,13 @@ def packed_attention(
     position_ids = kwargs.get("position_ids")
     assert attention_mask is None and position_ids is not None and query.shape[0] == 1, "packed_attention takes one packed row"
     plan = _plan(position_ids)
-    dtype, device = query.dtype, query.device
-    if device.type == "cpu":
+    dtype, on_cpu = query.dtype, query.device.type == "cpu"
+    if on_cpu:
         # On CPU, sdpa's bf16 kernels are slower than its fp32 ones at these sizes (8 examples,
         # 650 tokens, 4 heads of 64, forward and backward: 16 ms in bf16, 8 in fp32), so the
         # attention is computed in fp32, out of autocast's reach, and handed back in ``dtype``.
         query, key, value = query.float(), key.float(), value.float()
-    with torch.autocast(device.type, enabled=False) if device.type == "cpu" else contextlib.nullcontext():
+    with torch.autocast("cpu", enabled=False) if on_cpu else contextlib.nullcontext():
         if plan[0] == "row":
             output = F.scaled_dot_product_attention(query, key, value, attn_mask=plan[1], dropout_p=dropout, scale=scaling)
             return output.transpose(1, 2).to(dtype), None
@@ -98,7 +97,7 @@ def _plan(position_ids: Any) -> tuple[Any, ...]:
     return plan
 
 
-@contextmanager
+@contextlib.contextmanager
 def packed_attention_used(model: Any) -> Iterator[None]:
     """Compute ``model``'s attention with `packed_attention` for the while, if it is a GPT-2 that
     uses `sdpa` under transformers >= 5.4. Other attention (flash-attention's own packed kernels on

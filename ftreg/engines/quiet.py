@@ -53,20 +53,27 @@ def _import_bitsandbytes_offline() -> None:
     """On CPUs with AVX512-BF16, importing bitsandbytes fetches an optional 4-bit kernel from the
     Hub through `kernels` (which transformers >= 5.25 installs): a network call at import, and a
     warning when it fails or the Hub is offline. ftreg trains in 8 bits, so bitsandbytes is
-    imported with `kernels` out of reach and keeps its own CPU code, as where `kernels` is not
-    installed; `kernels` is put back for whoever else uses it."""
+    imported with `kernels` hidden and keeps its own CPU code, as where `kernels` is not installed."""
     if "bitsandbytes" in sys.modules:
         return
-    absent = object()
-    kernels = sys.modules.get("kernels", absent)
-    sys.modules["kernels"] = None  # type: ignore[assignment]  # `import kernels` raises ImportError
-    try:
+    with module_hidden("kernels"):
         import bitsandbytes  # noqa: F401
+
+
+@contextlib.contextmanager
+def module_hidden(name: str) -> Iterator[None]:
+    """`import name` fails inside the block, as on a machine without it (an absent entry in
+    `sys.modules` makes the import raise ImportError); afterwards whatever was there is put back."""
+    absent = object()
+    previous = sys.modules.get(name, absent)
+    sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
     finally:
-        if kernels is absent:
-            del sys.modules["kernels"]
+        if previous is absent:
+            del sys.modules[name]
         else:
-            sys.modules["kernels"] = kernels  # type: ignore[assignment]
+            sys.modules[name] = previous  # type: ignore[assignment]
 
 
 def no_loading_bars() -> None:

@@ -17,7 +17,7 @@ from ftreg.bases.resolve import fingerprint_matches, resolve_base
 from ftreg.contract import Entry, ResolvedBase
 from ftreg.datasets.encoding import segment_ids
 from ftreg.datasets.tokenizer import load_encoder
-from ftreg.engines.quiet import no_loading_bars, padding_false_alarm_silenced, peft_deprecations_silenced
+from ftreg.engines.quiet import module_hidden, no_loading_bars, padding_false_alarm_silenced, peft_deprecations_silenced
 from ftreg.errors import ArtifactError, BaseMismatch, ConfigError, FtregError
 from ftreg.inference.options import GenerationOptions
 from ftreg.inference.prompts import Prompter, prompter
@@ -223,19 +223,18 @@ def bitsandbytes_hidden() -> Iterator[None]:
 
     peft imports bitsandbytes whenever it is installed (it is, for 8-bit training), on import and
     again while wrapping layers; that costs seconds, and a full-precision model never uses it.
-    An absent entry in `sys.modules` makes those imports fail the way peft expects; once it is
-    gone, peft finds bitsandbytes again, so 8-bit training later in the same process works.
+    Hidden, those imports fail the way peft expects; afterwards peft finds bitsandbytes again,
+    so 8-bit training later in the same process works.
     """
     import sys
 
     if "bitsandbytes" in sys.modules:
         yield
         return
-    sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
     try:
-        yield
+        with module_hidden("bitsandbytes"):
+            yield
     finally:
-        del sys.modules["bitsandbytes"]
         if "peft.import_utils" in sys.modules:  # it caches "no 4-bit support" from the hidden state
             sys.modules["peft.import_utils"].is_bnb_4bit_available.cache_clear()
 
