@@ -178,3 +178,55 @@ def test_packed_training_runs_gpt2_on_packed_attention_and_puts_sdpa_back():
     eager = _tiny_gpt2(attn_implementation="eager", attn_pdrop=0.1)
     with packed_training(eager):  # only sdpa's row-wide mask is replaced
         assert eager.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("num_items_in_batch", [None, 40])
+def test_token_loss_is_transformers_loss_in_cache_sized_chunks(dtype, num_items_in_batch):
+    """ftreg's token loss against transformers' on GPT-2's vocabulary (5 rows a chunk, the last
+    chunk short): the same loss and gradient, a loss scale applied before rounding (so fp16 keeps
+    small gradients), ignored rows getting none, and the same value without autograd."""
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    from ftreg.engines.training_ops import causal_lm_loss
+
+    torch.manual_seed(3)
+    vocab = 50257
+    logits = (torch.randn(1, 23, vocab) * 4).to(dtype)
+    targets = torch.randint(0, vocab, (1, 23))
+    targets[0, ::4] = IGNORE_INDEX
+    scale = 2.0**16  # fp16 training's loss scale
+
+    def loss_and_gradient(loss_function):
+        leaf = logits.clone().requires_grad_()
+        loss = loss_function(leaf, None, vocab, num_items_in_batch=num_items_in_batch, shift_labels=targets)
+        (loss * scale).backward()
+        return loss, leaf.grad
+
+    expected_loss, expected_gradient = loss_and_gradient(ForCausalLMLoss)
+    loss, gradient = loss_and_gradient(causal_lm_loss)
+    torch.testing.assert_close(loss, expected_loss)
+    assert gradient.dtype == dtype and not gradient[0, ::4].any()
+    # fp32 arithmetic rounded once to the logits' dtype, in both: at most one step apart
+    step = {torch.float32: 1e-5, torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
+    torch.testing.assert_close(gradient.float(), expected_gradient.float(), rtol=step, atol=1e-6)
+    assert (gradient != 0).sum() == (expected_gradient != 0).sum()  # nothing flushed to zero
+    with torch.no_grad():
+        torch.testing.assert_close(causal_lm_loss(logits, None, vocab, num_items_in_batch=num_items_in_batch, shift_labels=targets), expected_loss)
+
+
+def test_packed_training_computes_gelu_in_one_kernel_and_the_loss_in_chunks_then_puts_both_back():
+    from peft import LoraConfig, get_peft_model
+    from transformers.activations import NewGELUActivation
+
+    from ftreg.engines.training_ops import causal_lm_loss
+
+    for model in (_tiny_gpt2(), get_peft_model(_tiny_gpt2(), LoraConfig(target_modules=["c_fc"], fan_in_fan_out=True))):
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        transformers_loss = base.loss_function
+        with packed_training(model):
+            assert [type(block.mlp.act) for block in base.transformer.h] == [torch.nn.GELU] * 2
+            assert base.transformer.h[0].mlp.act.approximate == "tanh"
+            assert base.loss_function is causal_lm_loss
+        assert [type(block.mlp.act) for block in base.transformer.h] == [NewGELUActivation] * 2
+        assert base.loss_function is transformers_loss

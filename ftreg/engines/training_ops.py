@@ -1,0 +1,105 @@
+"""Two of GPT-2's training operations in fewer passes over memory, computing the same.
+
+Both are elementwise work around the matmuls, which on a CPU costs memory bandwidth rather than
+arithmetic: GPT-2's GELU, written in transformers as six tensor operations, and the token loss,
+which transformers computes on a full fp32 copy of the logits. `packed_training` uses both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ftreg.contract import IGNORE_INDEX
+
+# Rows of logits a CPU works on at once: about 1 MiB in fp32, so a chunk stays in cache through
+# the several passes (upcast, max, exp, sum) that would each read and write all logits from memory.
+CHUNK_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def fused_gelu_used(model: torch.nn.Module) -> Iterator[None]:
+    """GPT-2's ``gelu_new`` computed by one kernel for the while, then the model's own modules back.
+
+    transformers writes ``gelu_new`` in Python (a power, three products, two sums and a tanh), so
+    forward and backward make about a dozen passes over the MLP's widest activations; PyTorch's
+    ``gelu(approximate="tanh")`` is the same function in one pass each way (equal up to rounding).
+    On the embedded base's LoRA step that is about 5% of the time. The modules are put back so that
+    the model computes afterwards exactly what its config names.
+    """
+    from transformers.activations import NewGELUActivation
+
+    replaced = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children() if type(child) is NewGELUActivation]
+    for parent, name, _ in replaced:
+        setattr(parent, name, torch.nn.GELU(approximate="tanh"))
+    try:
+        yield
+    finally:
+        for parent, name, child in replaced:
+            setattr(parent, name, child)
+
+
+def causal_lm_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    vocab_size: int,
+    num_items_in_batch: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    shift_labels: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """transformers' ``ForCausalLMLoss``, on CPU in cache-sized chunks of rows.
+
+    transformers upcasts all logits to fp32 and runs log-softmax over them, and backward makes as
+    many passes again; on the embedded base's LoRA step those passes were 12% of the time, and on
+    GPT-2's 50,257-word vocabulary the loss took longer than the projection that made the logits.
+    Here each chunk of rows is upcast, reduced to its log-sum-exp, and in backward turned into the
+    gradient, while it is in cache. Same loss and gradient, in fp32, rounded once to the logits'
+    dtype. On a GPU transformers' own loss runs: there, chunks would be many small kernels.
+    """
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    if logits.device.type != "cpu":
+        return ForCausalLMLoss(logits, labels, vocab_size, num_items_in_batch, ignore_index, shift_labels, **kwargs)
+    if shift_labels is None:
+        shift_labels = torch.nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]
+    targets = shift_labels.reshape(-1)
+    counted = targets != ignore_index
+    divisor = counted.sum() if num_items_in_batch is None else num_items_in_batch
+    return _TokenCrossEntropy.apply(logits.reshape(-1, vocab_size), targets.clamp(min=0), counted, torch.as_tensor(divisor, dtype=torch.float32))
+
+
+def _row_chunks(logits: torch.Tensor) -> Iterator[slice]:
+    rows = max(1, CHUNK_BYTES // (4 * logits.shape[1]))
+    for start in range(0, logits.shape[0], rows):
+        yield slice(start, start + rows)
+
+
+class _TokenCrossEntropy(torch.autograd.Function):
+    """The summed cross-entropy of the ``counted`` rows over ``divisor``. Forward keeps each row's
+    log-sum-exp; backward recomputes the softmax from it, chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor, counted: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
+        log_sum_exp = torch.empty(logits.shape[0], dtype=torch.float32)
+        for rows in _row_chunks(logits):
+            log_sum_exp[rows] = torch.logsumexp(logits[rows].float(), dim=1)
+        picked = logits.gather(1, targets.unsqueeze(1)).squeeze(1).float()
+        ctx.save_for_backward(logits, targets, counted, divisor, log_sum_exp)
+        return ((log_sum_exp - picked) * counted).sum() / divisor
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        logits, targets, counted, divisor, log_sum_exp = ctx.saved_tensors
+        scale = (counted * (upstream / divisor)).unsqueeze(1)  # in fp32: a loss scale is applied before rounding
+        minus_one = torch.full((logits.shape[0], 1), -1.0)
+        grad = torch.empty_like(logits)
+        for rows in _row_chunks(logits):
+            # softmax minus the one-hot target: the gradient of a row's cross-entropy
+            probabilities = logits[rows].to(torch.float32, copy=True).sub_(log_sum_exp[rows].unsqueeze(1)).exp_()
+            probabilities.scatter_add_(1, targets[rows].unsqueeze(1), minus_one[rows])
+            grad[rows] = probabilities.mul_(scale[rows])
+        return grad, None, None, None
