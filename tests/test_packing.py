@@ -230,3 +230,41 @@ def test_packed_training_computes_gelu_in_one_kernel_and_the_loss_in_chunks_then
             assert base.loss_function is causal_lm_loss
         assert [type(block.mlp.act) for block in base.transformer.h] == [NewGELUActivation] * 2
         assert base.loss_function is transformers_loss
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bits_dropout_drops_with_probability_p_and_scales_as_torch_does(p, dtype):
+    from ftreg.engines.training_ops import BitsDropout
+
+    dropout = BitsDropout(p)
+    values = torch.rand(1001, 999).add_(1).to(dtype).requires_grad_()  # odd count: one draw serves half an element
+    torch.manual_seed(4)
+    output = dropout(values)
+    kept = output != 0
+    dropped_share = 1 - kept.float().mean().item()
+    assert abs(dropped_share - p) < 5 * (p * (1 - p) / values.numel()) ** 0.5  # five standard deviations
+    # what is kept is scaled as torch's dropout scales it: by its mask, 1 / (1 - p) in the input's dtype
+    scale = torch.ones((), dtype=dtype).div_(1 - p)
+    torch.testing.assert_close(output[kept], values[kept] * scale, rtol=0, atol=0)
+    output.sum().backward()
+    torch.testing.assert_close(values.grad, kept.to(dtype) * scale, rtol=0, atol=0)
+    # the masks come from torch's generator: a seed repeats them, the next draw differs
+    torch.manual_seed(4)
+    assert torch.equal(dropout(values) != 0, kept)
+    assert not torch.equal(dropout(values) != 0, kept)
+    assert dropout.eval()(values) is values
+
+
+def test_packed_training_draws_every_dropout_mask_with_bits_dropout_then_puts_torch_dropout_back():
+    from peft import LoraConfig, get_peft_model
+
+    from ftreg.engines.training_ops import BitsDropout
+
+    model = get_peft_model(_tiny_gpt2(resid_pdrop=0.1, embd_pdrop=0.1), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True, lora_dropout=0.05))
+    dropouts = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Dropout)}
+    assert any("lora_dropout" in name for name in dropouts) and any("resid" in name for name in dropouts)
+    with packed_training(model):
+        replaced = dict(model.named_modules())
+        assert all(type(replaced[name]) is BitsDropout and replaced[name].p == module.p for name, module in dropouts.items())
+    assert all(dict(model.named_modules())[name] is module for name, module in dropouts.items())
