@@ -150,7 +150,8 @@ def run(context: Context) -> Section:
             "alternated round by round in one process per configuration ("
             + "; ".join(f"{c.label}: {c.examples} examples, {c.rounds} rounds" for c in configurations)
             + "). ftreg trains with its defaults (`--precision auto`: on this machine " + ", ".join(f"{s} in {chosen_precision(s)}" for s in ("lora8bit", "full-fp16"))
-            + "); the bare loop computes in the same precision, the Trainer baselines in fp32 as their recipes do, and `careful-bf16` shows what a careful user gets by asking for bf16. "
+            + "); the bare loop computes in the same precision, with the same attention, GELU, loss and dropout (`packed_training`), "
+            "the Trainer baselines in fp32 as their recipes do, and `careful-bf16` shows what a careful user gets by asking for bf16. "
             "The eval loss is measured after training on the first held-out questions of `builtin:support-test`, in batches of 2 (mean of the batches' token-mean losses). "
             "The GPT-2-124M-sized model has GPT2Config's shape and random weights. The ratio column is ftreg's tokens/s over that row's. "
             "Compute efficiency counts 6N + 6 x layers x context x width FLOPs per token against the best `torch.mm` rate of 2048x2048 matrices measured in "
