@@ -268,3 +268,46 @@ def test_packed_training_draws_every_dropout_mask_with_bits_dropout_then_puts_to
         replaced = dict(model.named_modules())
         assert all(type(replaced[name]) is BitsDropout and replaced[name].p == module.p for name, module in dropouts.items())
     assert all(dict(model.named_modules())[name] is module for name, module in dropouts.items())
+
+
+def test_token_loss_matches_transformers_on_unshifted_labels_and_on_steps_with_nothing_to_learn():
+    """The loss shifts plain ``labels`` as transformers does; a micro-batch whose targets are all
+    ignored gives zero gradient, not NaN, whatever the divisor; a negative label that is not the
+    ignore index is refused as transformers refuses it."""
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    from ftreg.engines.training_ops import causal_lm_loss
+
+    torch.manual_seed(5)
+    logits = torch.randn(2, 9, 50)
+    labels = torch.randint(0, 50, (2, 9))
+    labels[:, :3] = IGNORE_INDEX
+    nothing = torch.full_like(labels, IGNORE_INDEX)
+    for targets, num_items_in_batch in ((labels, None), (labels, torch.tensor(7)), (nothing, None), (nothing, torch.tensor(0))):
+        results = []
+        for loss_function in (ForCausalLMLoss, causal_lm_loss):
+            leaf = logits.clone().requires_grad_()
+            loss = loss_function(leaf, targets, 50, num_items_in_batch=num_items_in_batch)
+            loss.backward()
+            results.append((loss, leaf.grad))
+        (expected_loss, expected_gradient), (loss, gradient) = results
+        torch.testing.assert_close(loss, expected_loss, equal_nan=True)
+        torch.testing.assert_close(gradient, expected_gradient)
+    with pytest.raises(IndexError):
+        causal_lm_loss(logits, labels.masked_fill(labels == IGNORE_INDEX, -5), 50)
+
+
+def test_packed_training_keeps_the_models_train_or_eval_mode_in_the_modules_it_swaps():
+    """Evaluating under packed_training draws no dropout, and a mode set inside holds after."""
+    model = _tiny_gpt2(resid_pdrop=0.5, embd_pdrop=0.5).eval()
+    inputs = model_inputs(packing_collator()([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}]), quantum=32)
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        with packed_training(model):
+            torch.testing.assert_close(model(**inputs).logits, expected, atol=1e-5, rtol=1e-5)  # no dropout drawn
+            model.train()
+        assert all(module.training for module in model.modules())
+        with packed_training(model):
+            model.eval()
+        assert not any(module.training for module in model.modules())
+        torch.testing.assert_close(model(**inputs).logits, expected)

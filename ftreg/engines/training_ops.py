@@ -1,4 +1,5 @@
-"""Cheaper forms of three of GPT-2's training operations, computing the same.
+"""Cheaper forms of three of GPT-2's training operations, computing the same (dropout: the same
+in distribution).
 
 All three are elementwise work around the matmuls, which on a CPU costs memory bandwidth or one
 thread's time rather than arithmetic: GPT-2's GELU, written in transformers as six tensor
@@ -72,14 +73,16 @@ class BitsDropout(torch.nn.Dropout):
 @contextlib.contextmanager
 def _modules_replaced(model: torch.nn.Module, kind: type, replacement: Any) -> Iterator[None]:
     """Each submodule of exactly ``kind`` replaced by ``replacement(module)``, then put back, so that
-    the model computes afterwards exactly what its config names."""
+    the model computes afterwards exactly what its config names. Each stand-in takes its module's
+    train or eval mode, and hands back the mode it ends in (an evaluation inside draws no dropout)."""
     replaced = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children() if type(child) is kind]
     for parent, name, child in replaced:
-        setattr(parent, name, replacement(child))
+        setattr(parent, name, replacement(child).train(child.training))
     try:
         yield
     finally:
         for parent, name, child in replaced:
+            child.train(getattr(parent, name).training)
             setattr(parent, name, child)
 
 
@@ -87,7 +90,7 @@ def causal_lm_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
     vocab_size: int,
-    num_items_in_batch: torch.Tensor | None = None,
+    num_items_in_batch: torch.Tensor | int | None = None,
     ignore_index: int = IGNORE_INDEX,
     shift_labels: torch.Tensor | None = None,
     **kwargs: Any,
@@ -104,11 +107,13 @@ def causal_lm_loss(
     from transformers.loss.loss_utils import ForCausalLMLoss
 
     if logits.device.type != "cpu":
-        return ForCausalLMLoss(logits, labels, vocab_size, num_items_in_batch, ignore_index, shift_labels, **kwargs)
+        return ForCausalLMLoss(logits, labels, vocab_size, num_items_in_batch, ignore_index, shift_labels, **kwargs)  # type: ignore[arg-type]  # it takes an int too
     if shift_labels is None:
         shift_labels = torch.nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]
     targets = shift_labels.reshape(-1)
     counted = targets != ignore_index
+    if bool((targets[counted] < 0).any()):
+        raise IndexError(f"a target below 0 that is not the ignore index {ignore_index}")  # as cross_entropy refuses it
     divisor = counted.sum() if num_items_in_batch is None else num_items_in_batch
     return _TokenCrossEntropy.apply(logits.reshape(-1, vocab_size), targets.clamp(min=0), counted, torch.as_tensor(divisor, dtype=torch.float32))
 
@@ -133,9 +138,12 @@ class _TokenCrossEntropy(torch.autograd.Function):
         return ((log_sum_exp - picked) * counted).sum() / divisor
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         logits, targets, counted, divisor, log_sum_exp = ctx.saved_tensors
-        scale = (counted * (upstream / divisor)).unsqueeze(1)  # in fp32: a loss scale is applied before rounding
+        # in fp32: a loss scale is applied before rounding; rows that count for nothing get zero
+        # even when nothing counts (a zero divisor), as transformers' loss gives them
+        scale = torch.where(counted, upstream / divisor, 0.0).unsqueeze(1)
         minus_one = torch.full((logits.shape[0], 1), -1.0)
         grad = torch.empty_like(logits)
         for rows in _row_chunks(logits):
