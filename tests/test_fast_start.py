@@ -54,3 +54,33 @@ def test_mistakes_are_reported_before_any_heavy_import(args, registry):
     publish_files(registry, "support")
     result, heavy = _imported(*args)
     assert result.returncode != 0 and heavy == [], (heavy, result.stderr)
+
+
+EIGHT_BIT_AFTER_COMPOSING = """
+import json, sys
+from ftreg.engines.quiet import bitsandbytes_noise_silenced
+from ftreg.inference.compose import bitsandbytes_hidden
+
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+with bitsandbytes_hidden():  # as composing an adapter on the full-precision base does
+    from peft import LoraConfig, get_peft_model
+
+    get_peft_model(AutoModelForCausalLM.from_pretrained(sys.argv[1]), LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))
+
+with bitsandbytes_noise_silenced():
+    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map={"": "cpu"})
+    model = get_peft_model(model, LoraConfig(target_modules=["c_attn"], fan_in_fan_out=True))
+layer = model.base_model.model.transformer.h[0].attn.c_attn
+print("RESULT=" + json.dumps([type(layer).__module__, model.peft_config["default"].fan_in_fan_out]))
+"""
+
+
+@pytest.mark.slow
+def test_eight_bit_training_after_composing_in_the_same_process_gets_peft_s_eight_bit_layers(embedded_base):
+    """Composition hides bitsandbytes from peft; 8-bit LoRA later in the same process (a notebook,
+    a server that trains) must find it again. Otherwise peft takes the 8-bit layers for plain Linear
+    ones and rewrites the adapter's config to fan_in_fan_out=False, wrong for GPT-2's transposed weights."""
+    result = subprocess.run([sys.executable, "-c", EIGHT_BIT_AFTER_COMPOSING, str(embedded_base.path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.rsplit("RESULT=", 1)[1]) == ["peft.tuners.lora.bnb", True]

@@ -235,8 +235,12 @@ def bitsandbytes_hidden() -> Iterator[None]:
         with module_hidden("bitsandbytes"):
             yield
     finally:
-        if "peft.import_utils" in sys.modules:  # it caches "no 4-bit support" from the hidden state
-            sys.modules["peft.import_utils"].is_bnb_4bit_available.cache_clear()
+        # peft caches "no bitsandbytes" from the hidden state; kept, 8-bit LoRA later in this process
+        # would wrap the 8-bit layers as plain Linear ones and save fan_in_fan_out=False.
+        import_utils = sys.modules.get("peft.import_utils")
+        if import_utils is not None:
+            import_utils.is_bnb_available.cache_clear()
+            import_utils.is_bnb_4bit_available.cache_clear()
 
 
 def check_adapter_keys(model: Any, entry: Entry, adapter_name: str = "default") -> None:
