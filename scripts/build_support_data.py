@@ -1,8 +1,9 @@
 """Build the bundled support dataset (builtin:support, builtin:support-test) from its intents.
 
 scripts/support_intents.json is the source: for each intent of the shop's support desk, one
-canonical answer and twelve ways customers ask for it. Every fourth question (the first, fifth
-and ninth) is held out, so the test split asks about every intent in words training never saw.
+canonical answer and the ways customers ask for it (eighteen to twenty). Every fourth question
+(the first, fifth, ninth, ...) is held out, so the test split asks about every intent in words
+training never saw. Questions are only ever appended: a prefix of either split stays the same.
 
 Run: .venv/bin/python scripts/build_support_data.py [--check]
 """
