@@ -311,3 +311,29 @@ def test_packed_training_keeps_the_models_train_or_eval_mode_in_the_modules_it_s
             model.eval()
         assert not any(module.training for module in model.modules())
         torch.testing.assert_close(model(**inputs).logits, expected)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_packed_training_adds_a_tied_embeddings_gradient_row_by_row_and_learns_the_same(tied):
+    """A tied token embedding's gradient from the lookup touches only the rows of the tokens seen;
+    it is added into the output layer's dense gradient rather than written into a vocabulary-sized
+    zero matrix first. Every parameter still ends with the dense gradient it gets without packing
+    (an untied embedding keeps PyTorch's dense one: the fused AdamW takes no sparse gradient)."""
+    collate = packing_collator()
+    steps = [[{"input_ids": list(range(5, 60)), "labels": list(range(5, 60))}], [{"input_ids": list(range(50, 90)), "labels": list(range(50, 90))}]]
+
+    def gradients(packed: bool):
+        model = _tiny_gpt2(tie_word_embeddings=tied).train()
+        context = packed_training(model) if packed else contextlib.nullcontext()
+        with context:
+            assert model.get_input_embeddings().sparse == (packed and tied)
+            for rows in steps:  # two micro-batches accumulate into one step's gradient
+                model(**model_inputs(collate(rows), quantum=32), num_items_in_batch=torch.tensor(93)).loss.backward()
+        assert not model.get_input_embeddings().sparse
+        assert all(parameter.grad.layout == torch.strided for parameter in model.parameters())
+        return {name: parameter.grad for name, parameter in model.named_parameters()}
+
+    expected, computed = gradients(packed=False), gradients(packed=True)
+    assert expected.keys() == computed.keys()
+    for name in expected:
+        torch.testing.assert_close(computed[name], expected[name], atol=1e-6, rtol=1e-4, msg=name)

@@ -32,11 +32,11 @@ def packed_training(model: Any) -> Iterator[None]:
     Packed batches hold no padding, so the model is told it has no pad token for the while: its
     padding check (GPT-2's pad is its end-of-text token, which ends every packed example) would
     otherwise warn about padding there is not. The loss is named, since GPT-2's config names none,
-    and computed by ftreg's `causal_lm_loss`; GPT-2's GELU by one kernel, and dropout masks from
-    cheaper draws (`training_ops`).
+    and computed by ftreg's `causal_lm_loss`; GPT-2's GELU by one kernel, dropout masks from
+    cheaper draws, and the tied embedding's gradient row by row (`training_ops`).
     A GPT-2 computes attention example by example (`packed_attention`).
     """
-    from ftreg.engines.training_ops import causal_lm_loss, cheaper_dropout_used, fused_gelu_used
+    from ftreg.engines.training_ops import causal_lm_loss, cheaper_dropout_used, fused_gelu_used, tied_embedding_rows_added
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     pad_token_id = base.config.pad_token_id
@@ -44,7 +44,7 @@ def packed_training(model: Any) -> Iterator[None]:
     base.loss_type = "ForCausalLM"
     transformers_loss, base.loss_function = base.loss_function, causal_lm_loss
     try:
-        with packed_attention_used(base), fused_gelu_used(base), cheaper_dropout_used(base):
+        with packed_attention_used(base), fused_gelu_used(base), cheaper_dropout_used(base), tied_embedding_rows_added(base):
             yield
     finally:
         base.config.pad_token_id = pad_token_id  # saved with a checkpoint: it must be the base's
