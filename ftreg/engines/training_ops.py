@@ -56,7 +56,9 @@ def tied_embedding_rows_added(model: torch.nn.Module) -> Iterator[None]:
     154 MB a micro-batch on a GPT-2-124M, 18% of a full fine-tuning step on two CPU cores. As a
     sparse gradient the rows are added into the output layer's dense gradient in place, so the
     parameter's gradient is the same dense tensor (up to the order of additions). An untied
-    embedding keeps PyTorch's dense gradient: the fused AdamW takes no sparse one.
+    embedding keeps PyTorch's dense gradient: the fused AdamW takes no sparse one. So does
+    data-parallel training: DistributedDataParallel expects a sparse embedding's gradient to
+    arrive sparse, and it arrives dense.
     """
     embedding, output = model.get_input_embeddings(), model.get_output_embeddings()  # type: ignore[operator]
     tied = (
@@ -65,6 +67,7 @@ def tied_embedding_rows_added(model: torch.nn.Module) -> Iterator[None]:
         and output.weight is embedding.weight
         and embedding.weight.requires_grad
         and not embedding.sparse
+        and not (torch.distributed.is_available() and torch.distributed.is_initialized())
     )
     if not tied:
         yield
