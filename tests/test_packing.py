@@ -1,6 +1,11 @@
 """Packed batches must compute exactly what separate examples compute."""
 
 import contextlib
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -315,25 +320,77 @@ def test_packed_training_keeps_the_models_train_or_eval_mode_in_the_modules_it_s
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_packed_training_adds_a_tied_embeddings_gradient_row_by_row_and_learns_the_same(tied):
-    """A tied token embedding's gradient from the lookup touches only the rows of the tokens seen;
-    it is added into the output layer's dense gradient rather than written into a vocabulary-sized
-    zero matrix first. Every parameter still ends with the dense gradient it gets without packing
-    (an untied embedding keeps PyTorch's dense one: the fused AdamW takes no sparse gradient)."""
+    """A tied token embedding's gradient from the lookup touches only the rows of the tokens seen:
+    once a step has a gradient, they are added into it in place, never through a vocabulary-sized
+    matrix (PyTorch writes one of zeros for a dense lookup, and copies the output layer's gradient
+    to add a sparse one). Every parameter still ends with the dense gradient it gets without
+    packing; an untied embedding keeps PyTorch's."""
+    from torch.profiler import profile
+
     collate = packing_collator()
     steps = [[{"input_ids": list(range(5, 60)), "labels": list(range(5, 60))}], [{"input_ids": list(range(50, 90)), "labels": list(range(50, 90))}]]
 
     def gradients(packed: bool):
         model = _tiny_gpt2(tie_word_embeddings=tied).train()
+        embedding = model.get_input_embeddings()
         context = packed_training(model) if packed else contextlib.nullcontext()
         with context:
-            assert model.get_input_embeddings().sparse == (packed and tied)
             for rows in steps:  # two micro-batches accumulate into one step's gradient
-                model(**model_inputs(collate(rows), quantum=32), num_items_in_batch=torch.tensor(93)).loss.backward()
-        assert not model.get_input_embeddings().sparse
+                loss = model(**model_inputs(collate(rows), quantum=32), num_items_in_batch=torch.tensor(93)).loss
+                with profile(record_shapes=True) as backward:
+                    loss.backward()
+        # The last micro-batch's passes over a vocabulary-sized matrix, besides adding its output layer's gradient in place.
+        passes = [event.key for event in backward.events() if event.key in ("aten::zero_", "aten::copy_", "aten::add") and list(embedding.weight.shape) in event.input_shapes]
+        assert model.get_input_embeddings() is embedding and "forward" not in vars(embedding)  # PyTorch's lookup is back
         assert all(parameter.grad.layout == torch.strided for parameter in model.parameters())
-        return {name: parameter.grad for name, parameter in model.named_parameters()}
+        return {name: parameter.grad for name, parameter in model.named_parameters()}, passes
 
-    expected, computed = gradients(packed=False), gradients(packed=True)
+    (expected, plain), (computed, packed) = gradients(packed=False), gradients(packed=True)
+    assert "aten::zero_" in plain  # PyTorch's own lookup writes a matrix of zeros
+    assert packed == ([] if tied else plain)
     assert expected.keys() == computed.keys()
     for name in expected:
         torch.testing.assert_close(computed[name], expected[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+FAULTS_AND_RESIDENT_MEMORY = """
+import json, resource, sys
+import torch
+sys.path.insert(0, sys.argv[1])
+from test_packing import _tiny_gpt2
+from ftreg.engines.batching import packed_training
+
+def page_faults_reallocating(megabytes, times=4):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        torch.ones(megabytes << 18)  # megabytes of float32, written, then freed
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+def resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+default = page_faults_reallocating(64)
+with packed_training(_tiny_gpt2()):
+    page_faults_reallocating(64, times=3)  # the first allocations grow the heap
+    kept = page_faults_reallocating(64)
+    resident_while_training = resident_bytes()
+print(json.dumps({"default": default, "kept": kept, "given_back": resident_while_training - resident_bytes(),
+                  "after": page_faults_reallocating(128), "page": resource.getpagesize()}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
+def test_packed_training_keeps_freed_memory_for_the_next_micro_batch_then_gives_it_back():
+    """Every micro-batch allocates and frees the same large tensors (logits, the output layer's
+    gradient). glibc hands each block over 32 MB back to the kernel when it is freed, so the next
+    micro-batch's comes back as fresh pages, faulted in one at a time. While training, freed memory
+    stays with the process; afterwards malloc's defaults are back and the kept memory is returned.
+    (In a fresh process: what a process allocated before decides where malloc finds memory.)"""
+    done = subprocess.run([sys.executable, "-c", FAULTS_AND_RESIDENT_MEMORY, str(Path(__file__).parent)], capture_output=True, text=True, check=True)
+    measured = json.loads(done.stdout.splitlines()[-1])
+    pages = (64 << 20) // measured["page"]
+    assert measured["default"] >= 3 * pages, measured  # each allocation faults its pages anew
+    assert measured["kept"] <= pages // 10, measured
+    assert measured["given_back"] >= (64 << 20) // 2, measured
+    assert measured["after"] >= 3 * 2 * pages, measured  # the defaults are back

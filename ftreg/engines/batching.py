@@ -34,8 +34,10 @@ def packed_training(model: Any) -> Iterator[None]:
     otherwise warn about padding there is not. The loss is named, since GPT-2's config names none,
     and computed by ftreg's `causal_lm_loss`; GPT-2's GELU by one kernel, dropout masks from
     cheaper draws, and the tied embedding's gradient row by row (`training_ops`).
-    A GPT-2 computes attention example by example (`packed_attention`).
+    A GPT-2 computes attention example by example (`packed_attention`), and freed memory stays
+    with the process for the next micro-batch (`heap`).
     """
+    from ftreg.engines.heap import freed_memory_kept
     from ftreg.engines.training_ops import causal_lm_loss, cheaper_dropout_used, fused_gelu_used, tied_embedding_rows_added
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -44,7 +46,7 @@ def packed_training(model: Any) -> Iterator[None]:
     base.loss_type = "ForCausalLM"
     transformers_loss, base.loss_function = base.loss_function, causal_lm_loss
     try:
-        with packed_attention_used(base), fused_gelu_used(base), cheaper_dropout_used(base), tied_embedding_rows_added(base):
+        with packed_attention_used(base), fused_gelu_used(base), cheaper_dropout_used(base), tied_embedding_rows_added(base), freed_memory_kept():
             yield
     finally:
         base.config.pad_token_id = pad_token_id  # saved with a checkpoint: it must be the base's

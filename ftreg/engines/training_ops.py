@@ -48,17 +48,19 @@ def cheaper_dropout_used(model: torch.nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def tied_embedding_rows_added(model: torch.nn.Module) -> Iterator[None]:
-    """The token embedding's gradient as the rows of the tokens looked up, for the while, when the
-    embedding is the output layer's weight too (GPT-2's is).
+    """The token embedding's gradient added row by row into the weight's gradient, for the while,
+    when the embedding is the output layer's weight too (GPT-2's is).
 
-    PyTorch's dense embedding backward writes a vocabulary-by-width matrix of zeros, fills in the
-    looked-up rows, then adds the whole matrix to the output layer's gradient: three passes over
-    154 MB a micro-batch on a GPT-2-124M, 18% of a full fine-tuning step on two CPU cores. As a
-    sparse gradient the rows are added into the output layer's dense gradient in place, so the
-    parameter's gradient is the same dense tensor (up to the order of additions). An untied
-    embedding keeps PyTorch's dense gradient: the fused AdamW takes no sparse one. So does
-    data-parallel training: DistributedDataParallel expects a sparse embedding's gradient to
-    arrive sparse, and it arrives dense.
+    PyTorch's dense embedding backward writes a vocabulary-by-width matrix of zeros and fills in
+    the looked-up rows; its sparse one gives the rows alone, but autograd adds them to the output
+    layer's gradient out of place (that gradient is a view, which autograd does not write into),
+    copying the whole matrix. Either way it is passes over 154 MB a micro-batch on a GPT-2-124M.
+    Here, once a step has a gradient, the lookup's backward adds its rows into it in place, before
+    the output layer's gradient is added; a step's first micro-batch gives them as a sparse
+    gradient. The gradient is the same dense tensor (up to the order of additions). Backward must
+    accumulate into ``.grad``, as `backward()` does (`torch.autograd.grad` would find the rows there).
+    Data-parallel training keeps PyTorch's lookup: DistributedDataParallel reduces each gradient
+    once autograd has accumulated it, and rows added before would be reduced twice.
     """
     embedding, output = model.get_input_embeddings(), model.get_output_embeddings()  # type: ignore[operator]
     tied = (
@@ -66,17 +68,40 @@ def tied_embedding_rows_added(model: torch.nn.Module) -> Iterator[None]:
         and output is not None
         and output.weight is embedding.weight
         and embedding.weight.requires_grad
+        and embedding.padding_idx is None
+        and embedding.max_norm is None
         and not embedding.sparse
         and not (torch.distributed.is_available() and torch.distributed.is_initialized())
     )
     if not tied:
         yield
         return
-    embedding.sparse = True
+    embedding.forward = lambda ids: _RowsLookup.apply(ids, embedding.weight)
     try:
         yield
     finally:
-        embedding.sparse = False
+        del embedding.forward
+
+
+class _RowsLookup(torch.autograd.Function):
+    """An embedding lookup whose backward adds its rows into the weight's gradient where there is one."""
+
+    @staticmethod
+    def forward(ctx: Any, ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.weight = weight  # the parameter itself, whose .grad backward reads
+        return torch.nn.functional.embedding(ids, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor | None]:
+        (ids,) = ctx.saved_tensors
+        ids, rows = ids.reshape(-1), grad.reshape(-1, grad.shape[-1])
+        accumulated = ctx.weight.grad
+        if accumulated is None:
+            return None, torch.sparse_coo_tensor(ids.unsqueeze(0), rows, ctx.weight.shape)
+        accumulated.index_add_(0, ids, rows.to(accumulated.dtype))
+        return None, None
 
 
 class BitsDropout(torch.nn.Dropout):
