@@ -111,6 +111,15 @@ def _tiny_gpt2(**config: object):
     return model
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_inputs_are_on_the_rows_device():
+    """The Trainer moves a packed row to the model's device before ftreg completes it (and the
+    scratch loop moves it too): what model_inputs adds must be made there."""
+    row = packing_collator()([{"input_ids": list(range(5, 40)), "labels": list(range(5, 40))}])
+    inputs = model_inputs({name: tensor.cuda() for name, tensor in row.items()})
+    assert {tensor.device.type for tensor in inputs.values()} == {"cuda"}
+
+
 @pytest.mark.parametrize(
     ("lengths", "computed"),
     [((37, 1, 64, 9, 23), "examples"), ((100, 1, 2, 1, 3), "row")],  # one long example: the row is cheaper

@@ -92,12 +92,12 @@ def model_inputs(batch: dict[str, Any], quantum: int = SHAPE_QUANTUM) -> dict[st
     the positions that predict a label are projected (``shift_labels`` are their targets). The row
     grows to a multiple of ``quantum`` tokens by one more example that predicts nothing, and the
     projected positions by repeats of the first whose target is ignored. The loss, and so what is
-    learned, is the same.
+    learned, is the same. The inputs are on the row's device.
     """
     import torch
 
     assert set(batch) == {"input_ids", "labels", "position_ids"} and batch["labels"].shape[0] == 1, "one packed row"
-    filler = torch.arange(-batch["input_ids"].shape[1] % quantum).unsqueeze(0)
+    filler = torch.arange(-batch["input_ids"].shape[1] % quantum, device=batch["input_ids"].device).unsqueeze(0)
     input_ids = torch.cat([batch["input_ids"], torch.zeros_like(filler)], dim=1)
     labels = torch.cat([batch["labels"], torch.full_like(filler, IGNORE_INDEX)], dim=1)
     position_ids = torch.cat([batch["position_ids"], filler], dim=1)  # from 0: a separate example

@@ -78,7 +78,7 @@ def train_loop(
     for step in range(result.steps + 1, steps + 1):
         batch = next(batches)
         result.tokens += sum(len(e.input_ids) for e in batch)
-        packed = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in batch])
+        packed = _on(model.device, collate([{"input_ids": e.input_ids, "labels": e.labels} for e in batch]))
         targets = int((packed["labels"] != IGNORE_INDEX).sum())
         step_loss = 0.0
         for part in split_packed(packed, budget):
@@ -172,8 +172,12 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[LoopResul
     return result, best_state
 
 
+def _on(device, packed: dict[str, Any]) -> dict[str, Any]:
+    return {name: tensor.to(device) for name, tensor in packed.items()}
+
+
 def _loss(model, collate, batch: list[EncodedExample]):
-    packed = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in batch])
+    packed = _on(model.device, collate([{"input_ids": e.input_ids, "labels": e.labels} for e in batch]))
     return model(**model_inputs(packed)).loss
 
 
