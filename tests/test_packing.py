@@ -1,6 +1,7 @@
 """Packed batches must compute exactly what separate examples compute."""
 
 import contextlib
+import itertools
 import json
 import platform
 import subprocess
@@ -149,6 +150,42 @@ def test_packed_attention_computes_what_the_row_wide_mask_computes(lengths, comp
     torch.testing.assert_close(per_example.logits, masked.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(per_example.loss, masked.loss)
     torch.testing.assert_close(per_example_gradient, masked_gradient, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("lengths", "computed"), [((37, 1, 64, 9, 23, 26), "examples"), ((100, 1, 2, 1, 3), "row")])
+def test_packed_attention_drops_attention_weights_with_bits_dropout_masks_on_cpu(lengths, computed):
+    """With GPT-2's attention dropout in training on a CPU, a packed row's attention is the masked
+    attention with the dropout mask drawn as `BitsDropout` draws it (sdpa's CPU dropout draws a
+    float an element): output and gradients, for either plan, the mask repeating with the seed."""
+    from ftreg.engines.packed_attention import _plan, packed_attention
+    from ftreg.engines.training_ops import kept_by_bits
+
+    heads, p, scale = 4, 0.3, 0.2
+    position_ids = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+    length, longest = position_ids.shape[1], max(lengths)
+    assert _plan(position_ids)[0] == computed
+    torch.manual_seed(5)
+    query, key, value = (torch.randn(1, heads, length, 16, requires_grad=True) for _ in range(3))
+    upstream = torch.randn(1, length, heads, 16)
+    torch.manual_seed(6)
+    output, _ = packed_attention(None, query, key, value, None, dropout=p, scaling=scale, position_ids=position_ids)
+    gradients = torch.autograd.grad(output, (query, key, value), upstream)
+
+    torch.manual_seed(6)  # the same draws, laid out over the row: per example, or the row at once
+    if computed == "row":
+        kept = kept_by_bits((1, heads, length, length), p)
+    else:
+        drawn, kept = kept_by_bits((len(lengths), heads, longest, longest), p), torch.ones(1, heads, length, length, dtype=torch.bool)
+        for example, (start, n) in enumerate(zip(itertools.accumulate((0, *lengths)), lengths)):
+            kept[0, :, start:start + n, start:start + n] = drawn[example, :, :n, :n]
+    example = (position_ids[0] == 0).cumsum(0)
+    allowed = (example[:, None] == example[None, :]) & torch.ones(length, length, dtype=torch.bool).tril()
+    weights = torch.softmax((query @ key.transpose(-1, -2) * scale).masked_fill(~allowed, float("-inf")), dim=-1)
+    expected = (weights * kept / (1 - p) @ value).transpose(1, 2)
+    assert 0.2 < 1 - kept[0, :, allowed].float().mean() < 0.4  # about p of the weights dropped
+    torch.testing.assert_close(output, expected, atol=1e-6, rtol=1e-5)
+    for gradient, wanted in zip(gradients, torch.autograd.grad(expected, (query, key, value), upstream)):
+        torch.testing.assert_close(gradient, wanted, atol=1e-6, rtol=1e-5)
 
 
 def test_packed_attention_computes_in_fp32_under_cpu_autocast():

@@ -11,6 +11,7 @@ vocabulary-sized matrix of zeros. `packed_training` uses all four.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,13 +121,19 @@ class BitsDropout(torch.nn.Dropout):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or not 0 < self.p < 1 or input.device.type != "cpu":
             return super().forward(input)
-        count = input.numel()
-        draws = torch.randint(-(2**63), 2**63 - 1, (-(-count // 4),), dtype=torch.int64)
-        bits = draws.view(torch.int16)[:count].view(input.shape)
-        # uniform over [-2**15, 2**15): below the threshold with probability p (rounded to a multiple of 2**-16)
-        threshold = min(round(self.p * 2**16) - 2**15, 2**15 - 1)
-        scaled_mask = (bits >= threshold).to(input.dtype).div_(1 - self.p)  # as torch's dropout scales its mask
+        scaled_mask = kept_by_bits(input.shape, self.p).to(input.dtype).div_(1 - self.p)  # as torch's dropout scales its mask
         return input.mul_(scaled_mask) if self.inplace else input * scaled_mask
+
+
+def kept_by_bits(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
+    """A dropout mask of ``shape`` (True: kept), from 16 random bits an element, four elements to
+    each 64-bit draw from torch's generator: dropped with probability ``p`` to within 2**-17."""
+    count = math.prod(shape)
+    draws = torch.randint(-(2**63), 2**63 - 1, (-(-count // 4),), dtype=torch.int64)
+    bits = draws.view(torch.int16)[:count].view(shape)
+    # uniform over [-2**15, 2**15): below the threshold with probability p (rounded to a multiple of 2**-16)
+    threshold = min(round(p * 2**16) - 2**15, 2**15 - 1)
+    return bits >= threshold
 
 
 @contextlib.contextmanager
