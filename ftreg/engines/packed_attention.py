@@ -14,9 +14,9 @@ dropped, so they get no gradient. Where one long example would make that batch b
 row's T x T (one 256-token example among short ones), it computes the row under its block-diagonal
 mask, as `sdpa` did. Either way the result equals the masked computation (tests/test_packing.py);
 with attention dropout, equal in distribution: on a CPU the masks are drawn as `BitsDropout` draws
-them, cheaper than sdpa's. With no mask to build,
-transformers skips making one. On CPU the attention runs in fp32 (see below): a LoRA step of the
-embedded base then takes 9 to 26% less time than under sdpa's bf16 mask, alternated in one process.
+them, cheaper than sdpa's. With no mask to build, transformers skips making one. On CPU the
+attention runs in fp32 (see below): a LoRA step of the embedded base then takes 9 to 26% less
+time than under sdpa's bf16 mask, alternated in one process.
 """
 
 from __future__ import annotations
