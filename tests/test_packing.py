@@ -369,6 +369,7 @@ def test_packed_training_keeps_the_models_train_or_eval_mode_in_the_modules_it_s
         torch.testing.assert_close(model(**inputs).logits, expected)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no warning a user cannot act on
 @pytest.mark.parametrize("tied", [True, False])
 def test_packed_training_adds_a_tied_embeddings_gradient_row_by_row_and_learns_the_same(tied):
     """A tied token embedding's gradient from the lookup touches only the rows of the tokens seen:

@@ -100,7 +100,8 @@ class _RowsLookup(torch.autograd.Function):
         ids, rows = ids.reshape(-1), grad.reshape(-1, grad.shape[-1])
         accumulated = ctx.weight.grad
         if accumulated is None:
-            return None, torch.sparse_coo_tensor(ids.unsqueeze(0), rows, ctx.weight.shape)
+            # the ids are the lookup's own, in range: checking them would cost a pass, and unasked, torch warns each time
+            return None, torch.sparse_coo_tensor(ids.unsqueeze(0), rows, ctx.weight.shape, check_invariants=False)
         accumulated.index_add_(0, ids, rows.to(accumulated.dtype))
         return None, None
 
