@@ -38,6 +38,12 @@ class Sample:
         return f"{self.median:.{digits}f} ({min(self.values):.{digits}f}-{max(self.values):.{digits}f})"
 
 
+def paired_ratios(numerator: Sample, denominator: Sample) -> Sample:
+    """Round by round, ``numerator`` over ``denominator``: measured back to back, a pair shares the
+    machine's moment, so its ratio holds where the machine's speed drifts between rounds."""
+    return Sample([a / b for a, b in zip(numerator.values, denominator.values, strict=True)], "x")
+
+
 def alternate(contenders: dict[str, Callable[[], float]], repeat: int, unit: str) -> dict[str, Sample]:
     """Run each contender once per round, ``repeat`` rounds, in the order given."""
     values: dict[str, list[float]] = {label: [] for label in contenders}

@@ -177,8 +177,10 @@ def main() -> None:
     examples = encoded_examples(args.base, args.data)
     held_out = encoded_examples(args.base, args.eval)
     useful = sum(len(e.input_ids) for e in examples)
+    contenders = args.contenders.split(",")
     for round_ in range(args.rounds):
-        for contender in args.contenders.split(","):
+        # Every other round in reverse: no contender always runs in the wake of the same other one.
+        for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
             eval_loss = None
             if contender in ("ftreg", "scratch"):  # scratch: ftreg's own loop, a full fine-tune like full-fp16
                 seconds, eval_loss = ftreg_run(args.strategy if contender == "ftreg" else "scratch", args.base, args.data, args.eval)
