@@ -38,12 +38,6 @@ class Sample:
         return f"{self.median:.{digits}f} ({min(self.values):.{digits}f}-{max(self.values):.{digits}f})"
 
 
-def paired_ratios(numerator: Sample, denominator: Sample) -> Sample:
-    """Round by round, ``numerator`` over ``denominator``: measured back to back, a pair shares the
-    machine's moment, so its ratio holds where the machine's speed drifts between rounds."""
-    return Sample([a / b for a, b in zip(numerator.values, denominator.values, strict=True)], "x")
-
-
 def alternate(contenders: dict[str, Callable[[], float]], repeat: int, unit: str) -> dict[str, Sample]:
     """Run each contender once per round, ``repeat`` rounds, in the order given."""
     values: dict[str, list[float]] = {label: [] for label in contenders}
@@ -180,6 +174,7 @@ class Context:
         """A GPT-2-124M-sized model (GPT2Config's defaults but the embedded tokenizer's vocabulary) with random weights."""
 
         def make() -> Path:
+            import torch
             from transformers import GPT2Config, GPT2LMHeadModel
 
             from ftreg.engines.quiet import no_loading_bars
@@ -189,6 +184,7 @@ class Context:
             special = json.loads((embedded / "config.json").read_text())
             directory = self.scratch / "gpt2-124m-sized"
             config = GPT2Config(vocab_size=50257, bos_token_id=special["bos_token_id"], eos_token_id=special["eos_token_id"], pad_token_id=special["pad_token_id"])
+            torch.manual_seed(0)  # the same random weights in every run: eval losses compare across runs
             GPT2LMHeadModel(config).save_pretrained(directory)
             for name in ("tokenizer.json", "tokenizer_config.json"):
                 shutil.copyfile(embedded / name, directory / name)

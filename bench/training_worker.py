@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--strategy", required=True)
     parser.add_argument("--contenders", default="padded,careful,bare,ftreg")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=0, help="further rounds of the bare loop and ftreg alone")
     parser.add_argument("--precision", default="fp32", help="what ftreg chose for this strategy on this machine: the bare loop computes in it too")
     args = parser.parse_args()
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
@@ -178,9 +179,10 @@ def main() -> None:
     held_out = encoded_examples(args.base, args.eval)
     useful = sum(len(e.input_ids) for e in examples)
     contenders = args.contenders.split(",")
-    for round_ in range(args.rounds):
+    line_ups = [contenders] * args.rounds + [[c for c in contenders if c in ("bare", "ftreg")]] * args.pairs
+    for round_, line_up in enumerate(line_ups):
         # Every other round in reverse: no contender always runs in the wake of the same other one.
-        for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
+        for contender in line_up if round_ % 2 == 0 else line_up[::-1]:
             eval_loss = None
             if contender in ("ftreg", "scratch"):  # scratch: ftreg's own loop, a full fine-tune like full-fp16
                 seconds, eval_loss = ftreg_run(args.strategy if contender == "ftreg" else "scratch", args.base, args.data, args.eval)
