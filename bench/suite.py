@@ -33,9 +33,13 @@ class Sample:
 
     def spread(self, digits: int = 2) -> str:
         """``median (min-max)``, or only the value when measured once."""
+        return self.shown(lambda value: f"{value:.{digits}f}")
+
+    def shown(self, show: Callable[[float], str], to: str = "-") -> str:
+        """`spread` with each value as ``show`` writes it: ``1.36x (1.21x-1.52x)``, ``+2.1% (-0.9% to +8.8%)``."""
         if len(self.values) == 1:
-            return f"{self.median:.{digits}f}"
-        return f"{self.median:.{digits}f} ({min(self.values):.{digits}f}-{max(self.values):.{digits}f})"
+            return show(self.median)
+        return f"{show(self.median)} ({show(min(self.values))}{to}{show(max(self.values))})"
 
 
 def alternate(contenders: dict[str, Callable[[], float]], repeat: int, unit: str) -> dict[str, Sample]:

@@ -117,18 +117,8 @@ def paired_ratios(numerator: dict[int, float], denominator: dict[int, float]) ->
     return Sample([numerator[round_] / rate for round_, rate in denominator.items() if round_ in numerator], "x")
 
 
-def percentages(sample: Sample) -> str:
-    """``+2.1% (-0.9% to +8.8%)``: the median and the range of signed fractions."""
-    if len(sample.values) == 1:
-        return f"{sample.median:+.1%}"
-    return f"{sample.median:+.1%} ({min(sample.values):+.1%} to {max(sample.values):+.1%})"
-
-
-def multiples(sample: Sample) -> str:
-    """``1.36x (1.21-1.52x)``: the median and the range of ratios."""
-    if len(sample.values) == 1:
-        return f"{sample.median:.2f}x"
-    return f"{sample.median:.2f}x ({min(sample.values):.2f}-{max(sample.values):.2f}x)"
+def times(ratio: float) -> str:
+    return f"{ratio:.2f}x"
 
 
 def flops_per_token(base: Path, mean_length: float) -> float:
@@ -152,20 +142,21 @@ def run(context: Context) -> Section:
         ftreg = samples["ftreg"]
         ratios = {contender: paired_ratios(measured.rates["ftreg"], rates) for contender, rates in measured.rates.items()}
         for contender, sample in samples.items():
-            ratio = "" if contender == "ftreg" else multiples(ratios[contender])
+            ratio = "" if contender == "ftreg" else ratios[contender].shown(times)
             rows.append([config.label, LABELS[contender], sample.spread(0), ratio, losses[contender].spread(4) if contender in losses else ""])
         bare = samples["bare"]
         overheads = Sample([1 / ratio - 1 for ratio in ratios["bare"].values], "")
         targets.append(Target(claim=f"ftreg's overhead over a bare loop on the same batches at most {OVERHEAD_TARGET:.0%} ({config.label})", issue=17,
-                              measured=f"{ftreg.spread(0)} tok/s", baseline=f"bare loop: {bare.spread(0)} tok/s", ratio=percentages(overheads), met=overheads.median <= OVERHEAD_TARGET))
+                              measured=f"{ftreg.spread(0)} tok/s", baseline=f"bare loop: {bare.spread(0)} tok/s",
+                              ratio=overheads.shown(lambda fraction: f"{fraction:+.1%}", to=" to "), met=overheads.median <= OVERHEAD_TARGET))
         if "padded" in samples and config.model == "embedded" and config.strategy == "lora8bit":
             ratio = ratios["padded"].median
             targets.append(Target(claim=f"useful tokens/s at least {PADDED_TARGET:g}x the padded Trainer ({config.label})", issue=4, measured=f"{ftreg.spread(0)} tok/s",
-                                  baseline=f"padded Trainer: {samples['padded'].spread(0)} tok/s", ratio=multiples(ratios["padded"]), met=ratio >= PADDED_TARGET))
+                                  baseline=f"padded Trainer: {samples['padded'].spread(0)} tok/s", ratio=ratios["padded"].shown(times), met=ratio >= PADDED_TARGET))
         if "careful" in samples and (config.strategy == "lora8bit" or config.model == "124M"):
             ratio = ratios["careful"].median
             targets.append(Target(claim=f"useful tokens/s at least {CAREFUL_TARGET:g}x a careful user's Trainer ({config.label})", issue=18, measured=f"{ftreg.spread(0)} tok/s",
-                                  baseline=f"careful Trainer: {samples['careful'].spread(0)} tok/s", ratio=multiples(ratios["careful"]), met=ratio >= CAREFUL_TARGET))
+                                  baseline=f"careful Trainer: {samples['careful'].spread(0)} tok/s", ratio=ratios["careful"].shown(times), met=ratio >= CAREFUL_TARGET))
             # group_by_length changes which examples share a step, and so what is learned (here, a little less): the bar is to learn no worse.
             drift = losses["ftreg"].median / losses["careful"].median - 1
             targets.append(Target(claim=f"eval loss at most {LOSS_TOLERANCE:.0%} above the careful user's ({config.label})", issue=18, measured=losses["ftreg"].spread(4),
